@@ -1,0 +1,146 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starling-live/starling/core/data"
+)
+
+func openStore(t *testing.T) (*data.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "starling.db")
+	s, err := data.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestDefaultSettingsAreValid(t *testing.T) {
+	if err := DefaultSettings().Video.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSettingsUpdateValidatesAndPersists(t *testing.T) {
+	ctx := context.Background()
+	store, path := openStore(t)
+	ss, err := LoadSettings(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := ss.Get()
+	_, err = ss.Update(ctx, func(s *Settings) error {
+		s.Video.Variants[0].VideoBitrate = 5
+		s.Video.Variants[0].ScaledHeight = 721
+		return nil
+	})
+	if !errors.Is(err, ErrInvalidSettings) || !strings.Contains(err.Error(), "video bitrate 5") || !strings.Contains(err.Error(), "height 721") {
+		t.Fatalf("invalid variant: %v", err)
+	}
+	if ss.Get() != before || before.Video.Variants[0].VideoBitrate != 2500 {
+		t.Fatal("a refused update changed the settings")
+	}
+	if _, err := ss.Update(ctx, func(s *Settings) error { s.StreamTitle = "Hello"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	store2, err := data.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store2.Close()
+	ss2, err := LoadSettings(ctx, store2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ss2.Get(); got.StreamTitle != "Hello" || got.Video.SegmentSeconds != 2 {
+		t.Errorf("settings after reload: %+v", got)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	ctx := context.Background()
+	store, _ := openStore(t)
+	if _, _, err := LoadSecrets(ctx, store, "short", ""); err == nil {
+		t.Error("a 5-character stream key was accepted")
+	}
+	s, gen, err := LoadSecrets(ctx, store, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gen.StreamKey) < 20 || len(gen.AdminPassword) < 20 || gen.StreamKey == gen.AdminPassword {
+		t.Fatalf("weak generated secrets: %q %q", gen.StreamKey, gen.AdminPassword)
+	}
+	if !s.CheckStreamKey(gen.StreamKey) || s.CheckStreamKey(gen.StreamKey+"x") || s.CheckStreamKey("") {
+		t.Error("stream key check is wrong")
+	}
+	if !s.CheckAdminPassword(gen.AdminPassword) || !s.CheckAdminPassword(gen.AdminPassword) || s.CheckAdminPassword("wrong-password") {
+		t.Error("admin password check is wrong")
+	}
+	// The password is stored hashed, never as given.
+	if raw, _ := store.Secret(ctx, secretAdminPassword); strings.Contains(raw, gen.AdminPassword) || !strings.HasPrefix(raw, "$2") {
+		t.Errorf("admin password stored as %q", raw)
+	}
+
+	// A second start keeps them and generates nothing.
+	s2, gen2, err := LoadSecrets(ctx, store, "", "")
+	if err != nil || gen2 != (Generated{}) {
+		t.Fatalf("second start generated %+v (%v)", gen2, err)
+	}
+	if !s2.CheckStreamKey(gen.StreamKey) || !s2.CheckAdminPassword(gen.AdminPassword) {
+		t.Error("secrets changed across starts")
+	}
+	// Flags replace them.
+	s3, _, err := LoadSecrets(ctx, store, "new-stream-key", "new-admin-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s3.CheckStreamKey("new-stream-key") || !s3.CheckAdminPassword("new-admin-password") || s3.CheckAdminPassword(gen.AdminPassword) {
+		t.Error("flags did not replace the secrets")
+	}
+}
+
+func TestStreamAllowsOnePublisherAndRemembersTimes(t *testing.T) {
+	ctx := context.Background()
+	store, _ := openStore(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := NewStream(ctx, log, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Status(); st.Online || st.LastConnect != nil || st.LastDisconnect != nil {
+		t.Fatalf("fresh status %+v", st)
+	}
+	start := time.Now()
+	if err := s.Begin(Broadcaster{RemoteAddr: "1.2.3.4:5", Time: start}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(Broadcaster{RemoteAddr: "6.7.8.9:1", Time: time.Now()}); !errors.Is(err, ErrAlreadyLive) {
+		t.Fatalf("second publisher: %v, want ErrAlreadyLive", err)
+	}
+	s.SetDetails(StreamDetails{Width: 1280, Height: 720, Encoder: "obs"})
+	st := s.Status()
+	if !st.Online || st.Broadcaster.RemoteAddr != "1.2.3.4:5" || st.Broadcaster.StreamDetails.Width != 1280 {
+		t.Fatalf("live status %+v", st)
+	}
+	s.End()
+	if st := s.Status(); st.Online || st.Broadcaster != nil || st.LastDisconnect == nil {
+		t.Fatalf("ended status %+v", st)
+	}
+	s2, err := NewStream(ctx, log, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s2.Status(); st.LastConnect == nil || !st.LastConnect.Equal(start) || st.LastDisconnect == nil {
+		t.Errorf("times were not kept across a restart: %+v", st)
+	}
+}

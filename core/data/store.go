@@ -1,0 +1,164 @@
+// Package data is Starling's embedded database: one sqlite file in the data
+// directory (modernc.org/sqlite, no cgo), in WAL mode, with versioned
+// migrations. It holds settings, secrets and the little state that must
+// survive a restart.
+package data
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned when a key has no value.
+var ErrNotFound = errors.New("not found")
+
+// Store is the sqlite database. Its methods are safe for concurrent use.
+type Store struct {
+	db *sql.DB
+}
+
+// Open opens (creating if needed) the database at path and brings its schema
+// up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// sqlite has one writer; a small pool keeps readers concurrent in WAL
+	// mode while writers queue on busy_timeout instead of failing.
+	db.SetMaxOpenConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w (is the data directory writable?)", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// migrations are applied in order, each once, each in its own transaction.
+// Never edit one that has shipped: append a new one.
+var migrations = []string{
+	// 1: settings (JSON values, readable by the admin API), secrets (never
+	// served) and state (small values owned by the server itself).
+	`CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	 CREATE TABLE secrets (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	 CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	var current int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this build knows (%d): run a newer Starling or restore a backup", current, len(migrations))
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("apply migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, v); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("record migration %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the number of migrations applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// table names are constants, never user input.
+type table string
+
+const (
+	tableSettings table = "settings"
+	tableSecrets  table = "secrets"
+	tableState    table = "state"
+)
+
+func (s *Store) get(ctx context.Context, t table, key string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM `+string(t)+` WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s %q: %w", t, key, err)
+	}
+	return v, nil
+}
+
+func (s *Store) set(ctx context.Context, t table, key, value string) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO `+string(t)+` (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("write %s %q: %w", t, key, err)
+	}
+	return nil
+}
+
+// Setting returns the JSON value stored for a settings key.
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
+	return s.get(ctx, tableSettings, key)
+}
+
+// SetSetting stores the JSON value of a settings key.
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	return s.set(ctx, tableSettings, key, value)
+}
+
+// Secret returns a stored secret.
+func (s *Store) Secret(ctx context.Context, name string) (string, error) {
+	return s.get(ctx, tableSecrets, name)
+}
+
+// SetSecret stores a secret.
+func (s *Store) SetSecret(ctx context.Context, name, value string) error {
+	return s.set(ctx, tableSecrets, name, value)
+}
+
+// State returns a server-owned state value.
+func (s *Store) State(ctx context.Context, key string) (string, error) {
+	return s.get(ctx, tableState, key)
+}
+
+// SetState stores a server-owned state value.
+func (s *Store) SetState(ctx context.Context, key, value string) error {
+	return s.set(ctx, tableState, key, value)
+}

@@ -1,0 +1,219 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/starling-live/starling/core/data"
+)
+
+// ErrInvalidSettings wraps what is wrong with settings an admin tried to save.
+var ErrInvalidSettings = errors.New("invalid settings")
+
+// Settings is what the admin configures. A *Settings handed out by
+// SettingsStore.Get is an immutable snapshot: never modify it, take a copy
+// through SettingsStore.Update.
+type Settings struct {
+	// Name is the server's name, shown in the page header and link previews.
+	Name string `json:"name"`
+	// Summary is a short description of the stream, shown under the player.
+	Summary string `json:"summary"`
+	// StreamTitle is what the stream is about right now.
+	StreamTitle string `json:"streamTitle"`
+	// OfflineMessage is shown on the viewer page while nobody is live.
+	OfflineMessage string `json:"offlineMessage"`
+	// Video decides what ffmpeg makes of the publisher's stream.
+	Video VideoSettings `json:"video"`
+}
+
+// VideoSettings are the transcoder and HLS packaging settings.
+type VideoSettings struct {
+	// SegmentSeconds is the HLS target segment length; transcoded variants
+	// get a key frame exactly this often so every segment starts with one.
+	SegmentSeconds int `json:"segmentSeconds"`
+	// PlaylistSegments is how many segments each media playlist lists.
+	PlaylistSegments int `json:"playlistSegments"`
+	// Variants are the renditions offered to viewers, best first.
+	Variants []Variant `json:"variants"`
+}
+
+// Variant is one output rendition. Its JSON shape is Owncast's
+// StreamOutputVariant, so Owncast admin tools can read and write it.
+type Variant struct {
+	Name string `json:"name"`
+	// VideoPassthrough copies the publisher's video untouched: no CPU cost,
+	// but segments are cut at the publisher's key frames.
+	VideoPassthrough bool `json:"videoPassthrough"`
+	// AudioPassthrough copies the publisher's AAC audio untouched.
+	AudioPassthrough bool `json:"audioPassthrough"`
+	// VideoBitrate and AudioBitrate are in kbit/s.
+	VideoBitrate int `json:"videoBitrate"`
+	AudioBitrate int `json:"audioBitrate"`
+	// ScaledWidth and ScaledHeight scale the picture; 0 keeps the aspect
+	// ratio from the other one, both 0 keep the publisher's size. A source
+	// smaller than the target is never scaled up.
+	ScaledWidth  int `json:"scaledWidth"`
+	ScaledHeight int `json:"scaledHeight"`
+	// Framerate is the output frame rate.
+	Framerate int `json:"framerate"`
+	// CPUUsageLevel picks the x264 preset, 0 (ultrafast, least CPU) to 4
+	// (fast, best picture per bit), as Owncast does.
+	CPUUsageLevel int `json:"cpuUsageLevel"`
+}
+
+// x264Presets maps CPUUsageLevel to an x264 preset.
+var x264Presets = [...]string{"ultrafast", "superfast", "veryfast", "faster", "fast"}
+
+// Preset is the x264 preset of the variant's CPU usage level.
+func (v Variant) Preset() string {
+	return x264Presets[min(max(v.CPUUsageLevel, 0), len(x264Presets)-1)]
+}
+
+// Validate says what is wrong with v, in words an admin can act on.
+func (v Variant) Validate() error {
+	var errs []error
+	if strings.TrimSpace(v.Name) == "" {
+		errs = append(errs, errors.New("name is empty: give the variant a name viewers will see, such as 720p"))
+	}
+	if !v.VideoPassthrough {
+		if v.VideoBitrate < 100 || v.VideoBitrate > 50000 {
+			errs = append(errs, fmt.Errorf("video bitrate %d kbit/s is out of range: use 100 to 50000", v.VideoBitrate))
+		}
+		if v.Framerate < 1 || v.Framerate > 120 {
+			errs = append(errs, fmt.Errorf("frame rate %d is out of range: use 1 to 120", v.Framerate))
+		}
+		if v.ScaledWidth < 0 || v.ScaledWidth > 7680 || v.ScaledWidth%2 != 0 {
+			errs = append(errs, fmt.Errorf("width %d is invalid: use an even number up to 7680, or 0 to keep the aspect ratio", v.ScaledWidth))
+		}
+		if v.ScaledHeight < 0 || v.ScaledHeight > 4320 || v.ScaledHeight%2 != 0 {
+			errs = append(errs, fmt.Errorf("height %d is invalid: use an even number up to 4320, or 0 to keep the aspect ratio", v.ScaledHeight))
+		}
+		if v.CPUUsageLevel < 0 || v.CPUUsageLevel >= len(x264Presets) {
+			errs = append(errs, fmt.Errorf("CPU usage level %d is out of range: use 0 (least CPU) to %d", v.CPUUsageLevel, len(x264Presets)-1))
+		}
+	}
+	if !v.AudioPassthrough && (v.AudioBitrate < 32 || v.AudioBitrate > 512) {
+		errs = append(errs, fmt.Errorf("audio bitrate %d kbit/s is out of range: use 32 to 512, or audio passthrough", v.AudioBitrate))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("variant %q: %w", v.Name, err)
+	}
+	return nil
+}
+
+// Validate checks the video settings as a whole.
+func (v VideoSettings) Validate() error {
+	var errs []error
+	if v.SegmentSeconds < 1 || v.SegmentSeconds > 10 {
+		errs = append(errs, fmt.Errorf("segment length %d s is out of range: use 1 to 10 seconds", v.SegmentSeconds))
+	}
+	if v.PlaylistSegments < 3 || v.PlaylistSegments > 60 {
+		errs = append(errs, fmt.Errorf("playlist length %d is out of range: list 3 to 60 segments", v.PlaylistSegments))
+	}
+	if len(v.Variants) == 0 {
+		errs = append(errs, errors.New("no output variants: configure at least one"))
+	}
+	if len(v.Variants) > 8 {
+		errs = append(errs, fmt.Errorf("%d output variants are too many: use at most 8", len(v.Variants)))
+	}
+	for _, vr := range v.Variants {
+		if err := vr.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultSettings serve a new user well on a small machine: one 720p
+// variant that a two-core box encodes with room to spare, and 2 s
+// segments, short enough for a first picture within seconds of going live.
+func DefaultSettings() Settings {
+	return Settings{
+		Name:    "Starling",
+		Summary: "A live stream, carried by its viewers.",
+		Video: VideoSettings{
+			SegmentSeconds:   2,
+			PlaylistSegments: 10,
+			Variants: []Variant{{
+				Name:             "720p",
+				AudioPassthrough: true,
+				VideoBitrate:     2500,
+				AudioBitrate:     128,
+				ScaledHeight:     720,
+				Framerate:        30,
+				CPUUsageLevel:    2,
+			}},
+		},
+	}
+}
+
+func (s *Settings) clone() *Settings {
+	c := *s
+	c.Video.Variants = slices.Clone(s.Video.Variants)
+	return &c
+}
+
+// settingsKey is the row of the settings table holding the Settings JSON.
+const settingsKey = "settings"
+
+// SettingsStore holds the current settings snapshot and persists changes.
+type SettingsStore struct {
+	store *data.Store
+	// mu serialises Update; readers never take it.
+	mu  sync.Mutex
+	cur atomic.Pointer[Settings]
+}
+
+// LoadSettings reads the stored settings, filling what is missing with
+// defaults.
+func LoadSettings(ctx context.Context, store *data.Store) (*SettingsStore, error) {
+	s := DefaultSettings()
+	raw, err := store.Setting(ctx, settingsKey)
+	switch {
+	case errors.Is(err, data.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		// Decoding over the defaults keeps defaults for fields added since
+		// the settings were saved.
+		if err := json.Unmarshal([]byte(raw), &s); err != nil {
+			return nil, fmt.Errorf("stored settings are not valid JSON (%v): fix or delete the settings row in the database", err)
+		}
+	}
+	ss := &SettingsStore{store: store}
+	ss.cur.Store(&s)
+	return ss, nil
+}
+
+// Get returns the current snapshot. Do not modify it.
+func (ss *SettingsStore) Get() *Settings { return ss.cur.Load() }
+
+// Update applies change to a copy of the settings, validates and stores the
+// result, and makes it current. If change or validation fails nothing
+// changes.
+func (ss *SettingsStore) Update(ctx context.Context, change func(*Settings) error) (*Settings, error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	next := ss.cur.Load().clone()
+	if err := change(next); err != nil {
+		return nil, err
+	}
+	if err := next.Video.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
+	}
+	raw, err := json.Marshal(next)
+	if err != nil {
+		return nil, err
+	}
+	if err := ss.store.SetSetting(ctx, settingsKey, string(raw)); err != nil {
+		return nil, err
+	}
+	ss.cur.Store(next)
+	return next, nil
+}

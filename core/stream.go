@@ -1,0 +1,144 @@
+// Package core holds Starling's shared state: whether a broadcast is live
+// and who is sending it, the settings snapshot, and the secrets.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/starling-live/starling/core/data"
+)
+
+// ErrAlreadyLive refuses a second publisher while one is live.
+var ErrAlreadyLive = errors.New("a broadcast is already live: only one publisher at a time")
+
+// StreamDetails is what the publisher's encoder announced in onMetaData.
+// Zero values mean the encoder did not say.
+type StreamDetails struct {
+	Width        int     `json:"width"`
+	Height       int     `json:"height"`
+	FrameRate    float64 `json:"framerate"`
+	VideoBitrate int     `json:"videoBitrate"` // kbit/s
+	VideoCodec   string  `json:"videoCodec"`
+	AudioBitrate int     `json:"audioBitrate"` // kbit/s
+	AudioCodec   string  `json:"audioCodec"`
+	Encoder      string  `json:"encoder"`
+}
+
+// Broadcaster is the publisher of the live broadcast.
+type Broadcaster struct {
+	RemoteAddr    string        `json:"remoteAddr"`
+	Time          time.Time     `json:"time"`
+	StreamDetails StreamDetails `json:"streamDetails"`
+}
+
+// Status is a copy of the live state.
+type Status struct {
+	Online bool
+	// Broadcaster is nil while offline.
+	Broadcaster *Broadcaster
+	// LastConnect and LastDisconnect are the start and end of the latest
+	// broadcast; nil if there never was one.
+	LastConnect    *time.Time
+	LastDisconnect *time.Time
+}
+
+// State keys of the broadcast times, kept across restarts.
+const (
+	stateLastConnect    = "last_connect_time"
+	stateLastDisconnect = "last_disconnect_time"
+)
+
+// Stream is the live state of the one stream this server carries.
+type Stream struct {
+	log   *slog.Logger
+	store *data.Store
+
+	// mu guards status; Status hands out copies.
+	mu     sync.Mutex
+	status Status
+}
+
+// NewStream loads the times of the last broadcast.
+func NewStream(ctx context.Context, log *slog.Logger, store *data.Store) (*Stream, error) {
+	s := &Stream{log: log, store: store}
+	for key, dst := range map[string]**time.Time{stateLastConnect: &s.status.LastConnect, stateLastDisconnect: &s.status.LastDisconnect} {
+		raw, err := store.State(ctx, key)
+		if errors.Is(err, data.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		t, err := time.Parse(time.RFC3339Nano, raw)
+		if err != nil {
+			return nil, fmt.Errorf("stored %s %q is not a time: %w", key, raw, err)
+		}
+		*dst = &t
+	}
+	return s, nil
+}
+
+// Begin makes b the live broadcaster, or returns ErrAlreadyLive.
+func (s *Stream) Begin(b Broadcaster) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Online {
+		return ErrAlreadyLive
+	}
+	now := b.Time
+	s.status.Online = true
+	s.status.Broadcaster = &b
+	s.status.LastConnect = &now
+	s.persist(stateLastConnect, now)
+	return nil
+}
+
+// SetDetails records what the encoder announced.
+func (s *Stream) SetDetails(d StreamDetails) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Broadcaster != nil {
+		b := *s.status.Broadcaster
+		b.StreamDetails = d
+		s.status.Broadcaster = &b
+	}
+}
+
+// End marks the broadcast as over.
+func (s *Stream) End() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.status.Online {
+		return
+	}
+	now := time.Now()
+	s.status.Online = false
+	s.status.Broadcaster = nil
+	s.status.LastDisconnect = &now
+	s.persist(stateLastDisconnect, now)
+}
+
+// persist stores a broadcast time. Losing one is harmless (the status shows
+// an older time after a restart), so a failure is logged, not returned.
+func (s *Stream) persist(key string, t time.Time) {
+	if err := s.store.SetState(context.Background(), key, t.UTC().Format(time.RFC3339Nano)); err != nil {
+		s.log.Warn("could not store broadcast time", "key", key, "err", err)
+	}
+}
+
+// Status returns a copy of the live state.
+func (s *Stream) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	if st.Broadcaster != nil {
+		b := *st.Broadcaster
+		st.Broadcaster = &b
+	}
+	return st
+}
