@@ -1,0 +1,330 @@
+package hls
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grafov/m3u8"
+	"go.uber.org/goleak"
+
+	"github.com/starling-live/starling/storage/local"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// clock is a settable test clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newPackager(t *testing.T) (*Packager, string) {
+	p, dir, _ := newPackagerClock(t)
+	return p, dir
+}
+
+func newPackagerClock(t *testing.T) (*Packager, string, *clock) {
+	t.Helper()
+	c := &clock{t: time.Now()}
+	dir := t.TempDir()
+	st, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leftovers of an earlier run must go at start.
+	os.WriteFile(filepath.Join(dir, "stale.ts"), []byte("old"), 0o644)
+	p := New(Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Storage: st, Now: c.now})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if _, err := os.Stat(filepath.Join(dir, "stale.ts")); !os.IsNotExist(err) {
+		t.Errorf("Start left an old file in place: %v", err)
+	}
+	return p, dir, c
+}
+
+// fakeFFmpeg PUTs what ffmpeg's HLS muxer would.
+type fakeFFmpeg struct {
+	t    *testing.T
+	base string
+	pdt  time.Time
+	// listed is each variant's playlist so far.
+	listed map[int][]int
+}
+
+func (f *fakeFFmpeg) put(name string, body []byte) int {
+	f.t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, f.base+name, bytes.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatalf("PUT %s: %v", name, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (f *fakeFFmpeg) segment(v, n int) {
+	f.t.Helper()
+	if code := f.put(fmt.Sprintf("%d/seg-%d.ts", v, n), segmentBody(v, n)); code != http.StatusCreated {
+		f.t.Fatalf("segment PUT answered %d", code)
+	}
+}
+
+// playlist PUTs variant v's playlist listing its segments up to n, as
+// ffmpeg does (a window of 4, 2 s each).
+func (f *fakeFFmpeg) playlist(v, n int, end bool) {
+	f.t.Helper()
+	var b strings.Builder
+	first := max(0, n-3)
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:%d\n", first)
+	for i := first; i <= n; i++ {
+		fmt.Fprintf(&b, "#EXTINF:2.000000,\n#EXT-X-PROGRAM-DATE-TIME:%s\nseg-%d.ts\n",
+			f.pdt.Add(time.Duration(i)*2*time.Second).Format("2006-01-02T15:04:05.000-0700"), i)
+	}
+	if end {
+		b.WriteString("#EXT-X-ENDLIST\n")
+	}
+	if code := f.put(fmt.Sprintf("%d/stream.m3u8", v), []byte(b.String())); code != http.StatusCreated {
+		f.t.Fatalf("playlist PUT answered %d", code)
+	}
+}
+
+func (f *fakeFFmpeg) master(variants int) {
+	f.t.Helper()
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:6\n")
+	for v := range variants {
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=75900,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\"\n%d/stream.m3u8\n\n", v)
+	}
+	if code := f.put("stream.m3u8", []byte(b.String())); code != http.StatusCreated {
+		f.t.Fatalf("master PUT answered %d", code)
+	}
+}
+
+func segmentBody(v, n int) []byte {
+	return []byte(fmt.Sprintf("variant %d segment %d", v, n))
+}
+
+func readPlaylist(t *testing.T, dir, name string) *m3u8.MediaPlaylist {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatalf("read %s: %v", name, err)
+	}
+	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+	if err != nil || typ != m3u8.MEDIA {
+		t.Fatalf("%s is not a media playlist (%v):\n%s", name, err, b)
+	}
+	return pl.(*m3u8.MediaPlaylist)
+}
+
+func TestSegmentIsListedOnlyOnceCompleteAndListedByFFmpeg(t *testing.T) {
+	p, dir := newPackager(t)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+
+	// ffmpeg 5.1 may PUT the playlist naming a segment before the
+	// segment's own upload has finished.
+	f.playlist(0, 0, false)
+	if _, err := os.Stat(filepath.Join(dir, "0/stream.m3u8")); !os.IsNotExist(err) {
+		t.Fatal("a playlist was published before its segment had arrived")
+	}
+	f.segment(0, 0)
+	pl := readPlaylist(t, dir, "0/stream.m3u8")
+	segs := pl.GetAllSegments()
+	if len(segs) != 1 {
+		t.Fatalf("playlist has %d segments, want 1", len(segs))
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "0", segs[0].URI))
+	if err != nil || !bytes.Equal(got, segmentBody(0, 0)) {
+		t.Fatalf("segment %s: %q, %v", segs[0].URI, got, err)
+	}
+	if segs[0].ProgramDateTime.IsZero() {
+		t.Error("segment has no EXT-X-PROGRAM-DATE-TIME")
+	}
+
+	// A segment that arrived but is not listed yet is not published.
+	f.segment(0, 1)
+	if n := len(readPlaylist(t, dir, "0/stream.m3u8").GetAllSegments()); n != 1 {
+		t.Errorf("an unlisted segment was published (%d segments)", n)
+	}
+	f.playlist(0, 1, false)
+	if n := len(readPlaylist(t, dir, "0/stream.m3u8").GetAllSegments()); n != 2 {
+		t.Errorf("playlist has %d segments after the listing, want 2", n)
+	}
+}
+
+func TestMasterWaitsForEveryVariant(t *testing.T) {
+	p, dir := newPackager(t)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3, Bandwidths: []int{2_000_000, 0}})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+
+	f.segment(0, 0)
+	f.playlist(0, 0, false)
+	f.master(2)
+	if _, err := os.Stat(filepath.Join(dir, MasterPlaylist)); !os.IsNotExist(err) {
+		t.Fatal("the master playlist was published before variant 1 had a playlist")
+	}
+	f.segment(1, 0)
+	f.playlist(1, 0, false)
+	raw, err := os.ReadFile(filepath.Join(dir, MasterPlaylist))
+	if err != nil {
+		t.Fatalf("no master playlist once every variant had one: %v", err)
+	}
+	var m m3u8.MasterPlaylist
+	if err := m.DecodeFrom(bytes.NewReader(raw), true); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Variants) != 2 || m.Variants[0].URI != "0/stream.m3u8" || m.Variants[1].URI != "1/stream.m3u8" {
+		t.Fatalf("master playlist variants wrong:\n%s", raw)
+	}
+	if m.Variants[0].Bandwidth != 2_000_000 || m.Variants[1].Bandwidth != 75900 {
+		t.Errorf("bandwidths %d, %d: want the configured one, then ffmpeg's", m.Variants[0].Bandwidth, m.Variants[1].Bandwidth)
+	}
+	if m.Variants[0].Codecs != "avc1.64001e,mp4a.40.2" || m.Variants[0].Resolution != "640x360" {
+		t.Errorf("codecs or resolution lost: %+v", m.Variants[0].VariantParams)
+	}
+}
+
+func TestSequenceRunsOnAcrossRestartsWithDiscontinuity(t *testing.T) {
+	p, dir := newPackager(t)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 4})
+	run1 := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	for i := range 2 {
+		run1.segment(0, i)
+		run1.playlist(0, i, false)
+	}
+	// ffmpeg was restarted: its numbering starts again at 0.
+	run2 := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now().Add(5 * time.Second)}
+	for i := range 2 {
+		run2.segment(0, i)
+		run2.playlist(0, i, false)
+	}
+	// The first run's late output is refused.
+	if code := run1.put("0/seg-2.ts", []byte("late")); code != http.StatusGone {
+		t.Errorf("output of a superseded run answered %d, want 410", code)
+	}
+
+	pl := readPlaylist(t, dir, "0/stream.m3u8")
+	segs := pl.GetAllSegments()
+	if len(segs) != 4 {
+		t.Fatalf("%d segments, want 4", len(segs))
+	}
+	for i, s := range segs {
+		if want := fmt.Sprintf("seg-%d.ts", pl.SeqNo+uint64(i)); s.URI != want {
+			t.Errorf("segment %d is %s, want %s: the sequence must run on", i, s.URI, want)
+		}
+		if s.Discontinuity != (i == 2) {
+			t.Errorf("segment %d discontinuity = %v", i, s.Discontinuity)
+		}
+	}
+	// Another restart pushes the discontinuity out of the window: the
+	// count moves to EXT-X-DISCONTINUITY-SEQUENCE.
+	for i := 2; i < 5; i++ {
+		run2.segment(0, i)
+		run2.playlist(0, i, false)
+	}
+	if pl := readPlaylist(t, dir, "0/stream.m3u8"); pl.DiscontinuitySeq != 1 {
+		t.Errorf("EXT-X-DISCONTINUITY-SEQUENCE = %d, want 1", pl.DiscontinuitySeq)
+	}
+}
+
+func TestRetentionRemovesOldSegments(t *testing.T) {
+	p, dir := newPackager(t)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	for i := range 10 {
+		f.segment(0, i)
+		f.playlist(0, i, false)
+	}
+	pl := readPlaylist(t, dir, "0/stream.m3u8")
+	if n := len(pl.GetAllSegments()); n != 3 {
+		t.Errorf("playlist lists %d segments, want 3", n)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "0", "seg-*.ts"))
+	// 3 listed + 3 retired for players a little behind.
+	if len(files) != 6 {
+		t.Errorf("%d segment files kept, want 6: %v", len(files), files)
+	}
+	oldest := fmt.Sprintf("seg-%d.ts", pl.SeqNo-3)
+	if _, err := os.Stat(filepath.Join(dir, "0", oldest)); err != nil {
+		t.Errorf("retired segment %s is gone too early: %v", oldest, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "0", fmt.Sprintf("seg-%d.ts", pl.SeqNo-4))); !os.IsNotExist(err) {
+		t.Errorf("segment past retention still exists")
+	}
+}
+
+func TestEndClosesPlaylistsAndWithdrawsMaster(t *testing.T) {
+	p, dir, clock := newPackagerClock(t)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	f.segment(0, 0)
+	f.playlist(0, 0, false)
+	f.master(1)
+	if _, ok := p.Latest(); !ok {
+		t.Error("Latest has no segment")
+	}
+	b.End(context.Background())
+	if !readPlaylist(t, dir, "0/stream.m3u8").Closed {
+		t.Error("the playlist has no EXT-X-ENDLIST after the broadcast ended")
+	}
+	if _, err := os.Stat(filepath.Join(dir, MasterPlaylist)); !os.IsNotExist(err) {
+		t.Error("the master playlist is still published after the broadcast ended")
+	}
+	if code := f.put("0/seg-1.ts", []byte("late")); code != http.StatusGone {
+		t.Errorf("output after the end answered %d, want 410", code)
+	}
+
+	// The next broadcast starts clean, with higher sequence numbers.
+	first := readPlaylist(t, dir, "0/stream.m3u8").SeqNo
+	clock.t = clock.t.Add(time.Second) // a broadcast of one 2 s segment lasted at least 1 s
+	b2 := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	if _, err := os.Stat(filepath.Join(dir, "0/stream.m3u8")); !os.IsNotExist(err) {
+		t.Error("the previous broadcast's playlist survived a new broadcast")
+	}
+	f2 := &fakeFFmpeg{t: t, base: b2.NextRunURL(), pdt: time.Now()}
+	f2.segment(0, 0)
+	f2.playlist(0, 0, false)
+	if next := readPlaylist(t, dir, "0/stream.m3u8").SeqNo; next <= first {
+		t.Errorf("new broadcast's media sequence %d does not follow the old one's %d", next, first)
+	}
+}
+
+func TestReceiverRefusesStrangers(t *testing.T) {
+	p, _ := newPackager(t)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	base := b.NextRunURL()
+	host := base[:strings.Index(base[len("http://"):], "/")+len("http://")]
+	for _, tc := range []struct {
+		method, url string
+		want        int
+	}{
+		{http.MethodPut, host + "/wrongtoken/1-1/0/seg-0.ts", http.StatusNotFound},
+		{http.MethodGet, base + "0/stream.m3u8", http.StatusMethodNotAllowed},
+		{http.MethodPut, base + "0/evil.sh", http.StatusBadRequest},
+		{http.MethodPut, base + "../../etc/passwd", http.StatusBadRequest},
+		{http.MethodPut, base + "0/../../x/seg-0.ts", http.StatusBadRequest},
+		{http.MethodPut, base + "0/stream.m3u8", http.StatusBadRequest}, // not a playlist
+		{http.MethodDelete, base + "0/seg-0.ts", http.StatusNoContent},
+	} {
+		req, _ := http.NewRequest(tc.method, tc.url, strings.NewReader("not a playlist"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.url, resp.StatusCode, tc.want)
+		}
+	}
+}

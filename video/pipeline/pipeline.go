@@ -1,0 +1,134 @@
+// Package pipeline wires a publisher to the transcoder and the HLS
+// packager: one broadcast per accepted publisher, from its first tag to
+// EXT-X-ENDLIST.
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/starling-live/starling/core"
+	"github.com/starling-live/starling/video/flv"
+	"github.com/starling-live/starling/video/hls"
+	"github.com/starling-live/starling/video/ingest"
+	"github.com/starling-live/starling/video/transcode"
+)
+
+type streamState interface {
+	Begin(core.Broadcaster) error
+	SetDetails(core.StreamDetails)
+	End()
+}
+
+type settingsSource interface{ Get() *core.Settings }
+
+type packager interface {
+	Begin(context.Context, hls.Options) *hls.Broadcast
+}
+
+// Deps are what a Pipeline needs.
+type Deps struct {
+	Logger   *slog.Logger
+	Stream   streamState
+	Settings settingsSource
+	Packager packager
+	// FFmpeg is the ffmpeg executable.
+	FFmpeg string
+	Policy transcode.Policy
+}
+
+// Pipeline starts a broadcast for each accepted publisher. It implements
+// ingest.Handler.
+type Pipeline struct {
+	log  *slog.Logger
+	deps Deps
+	// wg counts the watchers of running transcoders.
+	wg sync.WaitGroup
+}
+
+// New returns a Pipeline.
+func New(d Deps) *Pipeline { return &Pipeline{log: d.Logger, deps: d} }
+
+// Wait returns when every broadcast's watcher has returned: after the
+// ingest server has closed every session.
+func (p *Pipeline) Wait() { p.wg.Wait() }
+
+// Publish starts a broadcast, or refuses a publisher while one is live.
+func (p *Pipeline) Publish(pub ingest.Publish) (ingest.Session, error) {
+	if err := p.deps.Stream.Begin(core.Broadcaster{RemoteAddr: pub.RemoteAddr, Time: pub.Time}); err != nil {
+		return nil, err
+	}
+	// The settings of a broadcast are fixed when it starts; changes apply
+	// to the next one.
+	video := p.deps.Settings.Get().Video
+	b := p.deps.Packager.Begin(context.Background(), hls.Options{
+		PlaylistSegments: video.PlaylistSegments,
+		Bandwidths:       bandwidths(video.Variants),
+	})
+	log := p.log.With("remote", pub.RemoteAddr)
+	t := transcode.Start(transcode.Deps{
+		Logger:  log,
+		Program: p.deps.FFmpeg,
+		Policy:  p.deps.Policy,
+		Args: func(hasAudio bool) []string {
+			return transcode.Args(transcode.Job{
+				Variants:       video.Variants,
+				SegmentSeconds: video.SegmentSeconds,
+				HasAudio:       hasAudio,
+				OutputURL:      b.NextRunURL(),
+			})
+		},
+	})
+	log.Info("broadcast started", "variants", len(video.Variants))
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		<-t.Done()
+		if t.Err() != nil {
+			log.Error("disconnecting the publisher: the stream cannot be transcoded", "err", t.Err())
+			pub.Kick()
+		}
+	}()
+	return &session{p: p, log: log, t: t, b: b}, nil
+}
+
+// bandwidths are the peak bit rates of the transcoded variants, for the
+// master playlist (RFC 8216 4.3.4.2); ffmpeg's own estimate is kept for
+// passthrough, which only the publisher's encoder knows.
+func bandwidths(vs []core.Variant) []int {
+	out := make([]int, len(vs))
+	for i, v := range vs {
+		if v.VideoPassthrough {
+			continue
+		}
+		audio := v.AudioBitrate
+		if v.AudioPassthrough {
+			audio = 160
+		}
+		out[i] = (v.VideoBitrate*11/10 + audio) * 1000
+	}
+	return out
+}
+
+type session struct {
+	p   *Pipeline
+	log *slog.Logger
+	t   *transcode.Session
+	b   *hls.Broadcast
+}
+
+func (s *session) Metadata(d core.StreamDetails) { s.p.deps.Stream.SetDetails(d) }
+
+func (s *session) WriteTag(t flv.Tag) { s.t.WriteTag(t) }
+
+// Close lets ffmpeg finish the last segment, closes the playlists, and
+// only then reports the stream offline.
+func (s *session) Close() {
+	if err := s.t.Close(); err != nil {
+		s.log.Warn("transcoder ended with an error", "err", err)
+	}
+	s.b.End(context.Background())
+	s.p.deps.Stream.End()
+	s.log.Info("broadcast ended")
+}

@@ -1,0 +1,90 @@
+package transcode
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/starling-live/starling/core"
+)
+
+const out = "http://127.0.0.1:9/T/1-1/"
+
+// The golden command lines below are what ffmpeg runs; each was checked
+// by hand against ffmpeg 5.1 (and the default one end to end).
+func TestArgsGolden(t *testing.T) {
+	def := core.DefaultSettings().Video
+	tests := []struct {
+		name string
+		job  Job
+		want string
+	}{
+		{
+			name: "default transcode with audio passthrough",
+			job:  Job{Variants: def.Variants, SegmentSeconds: def.SegmentSeconds, HasAudio: true, OutputURL: out},
+			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
+				" -filter_complex [0:v:0]scale=-2:'trunc(min(720,ih)/2)*2',fps=30,format=yuv420p[v0]" +
+				" -map [v0] -c:v:0 libx264 -preset:v:0 veryfast -tune:v:0 zerolatency -profile:v:0 high" +
+				" -b:v:0 2500k -maxrate:v:0 2750k -bufsize:v:0 5000k -g:v:0 60 -keyint_min:v:0 60 -sc_threshold:v:0 0" +
+				" -map 0:a:0 -c:a:0 copy" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
+				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
+		},
+		{
+			name: "passthrough",
+			job: Job{
+				Variants:       []core.Variant{{Name: "source", VideoPassthrough: true, AudioPassthrough: true}},
+				SegmentSeconds: 4, HasAudio: true, OutputURL: out,
+			},
+			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
+				" -map 0:v:0 -c:v:0 copy -map 0:a:0 -c:a:0 copy" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
+				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
+		},
+		{
+			name: "three variants, no audio",
+			job: Job{
+				Variants: []core.Variant{
+					{Name: "1080p", ScaledWidth: 1920, ScaledHeight: 1080, VideoBitrate: 6000, Framerate: 60, CPUUsageLevel: 4},
+					{Name: "480p", ScaledWidth: 854, VideoBitrate: 1200, Framerate: 30, CPUUsageLevel: 0},
+					{Name: "source", VideoPassthrough: true},
+				},
+				SegmentSeconds: 3, OutputURL: out,
+			},
+			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
+				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale=1920:1080,fps=60,format=yuv420p[v0];" +
+				"[s1]scale='trunc(min(854,iw)/2)*2':-2,fps=30,format=yuv420p[v1]" +
+				" -map [v0] -c:v:0 libx264 -preset:v:0 fast -tune:v:0 zerolatency -profile:v:0 high" +
+				" -b:v:0 6000k -maxrate:v:0 6600k -bufsize:v:0 12000k -g:v:0 180 -keyint_min:v:0 180 -sc_threshold:v:0 0" +
+				" -map [v1] -c:v:1 libx264 -preset:v:1 ultrafast -tune:v:1 zerolatency -profile:v:1 high" +
+				" -b:v:1 1200k -maxrate:v:1 1320k -bufsize:v:1 2400k -g:v:1 90 -keyint_min:v:1 90 -sc_threshold:v:1 0" +
+				" -map 0:v:0 -c:v:2 copy" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0 v:1 v:2" +
+				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
+		},
+		{
+			name: "audio re-encoded",
+			job: Job{
+				Variants:       []core.Variant{{Name: "360p", ScaledHeight: 360, VideoBitrate: 800, AudioBitrate: 96, Framerate: 25, CPUUsageLevel: 1}},
+				SegmentSeconds: 2, HasAudio: true, OutputURL: out,
+			},
+			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
+				" -filter_complex [0:v:0]scale=-2:'trunc(min(360,ih)/2)*2',fps=25,format=yuv420p[v0]" +
+				" -map [v0] -c:v:0 libx264 -preset:v:0 superfast -tune:v:0 zerolatency -profile:v:0 high" +
+				" -b:v:0 800k -maxrate:v:0 880k -bufsize:v:0 1600k -g:v:0 50 -keyint_min:v:0 50 -sc_threshold:v:0 0" +
+				" -map 0:a:0 -c:a:0 aac -b:a:0 96k -ac:a:0 2" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
+				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(Args(tt.job), " "); got != tt.want {
+				t.Errorf("Args:\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}

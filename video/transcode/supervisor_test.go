@@ -1,0 +1,299 @@
+package transcode
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/starling-live/starling/video/flv"
+)
+
+// The test binary doubles as a fake ffmpeg: with STARLING_FAKE_FFMPEG set
+// it behaves as that mode says instead of running the tests.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("STARLING_FAKE_FFMPEG"); mode != "" {
+		os.Exit(fakeFFmpeg(mode, os.Getenv("STARLING_FAKE_DIR")))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// fakeFFmpeg numbers its runs in dir and saves its input as runN.flv.
+func fakeFFmpeg(mode, dir string) int {
+	n := 1
+	for ; ; n++ {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("run%d.flv", n))); os.IsNotExist(err) {
+			break
+		}
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("run%d.flv", n)))
+	if err != nil {
+		return 99
+	}
+	defer f.Close()
+	switch mode {
+	case "exit1":
+		fmt.Fprintln(os.Stderr, "Unrecognized option 'bogus'.")
+		return 1
+	case "crash-once":
+		if n == 1 {
+			// Read a little of the stream, then crash.
+			io.CopyN(f, os.Stdin, 4096)
+			fmt.Fprintln(os.Stderr, "Segmentation fault (pretend)")
+			return 3
+		}
+		io.Copy(f, os.Stdin)
+		return 0
+	case "ignore-sigint":
+		signal.Ignore(syscall.SIGINT)
+		io.Copy(f, os.Stdin)
+		select {} // hang: only SIGKILL ends this
+	}
+	return 98
+}
+
+// logBuffer collects log output safely from several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func startFake(t *testing.T, mode string, p Policy) (*Session, string, *logBuffer) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("STARLING_FAKE_FFMPEG", mode)
+	t.Setenv("STARLING_FAKE_DIR", dir)
+	logs := &logBuffer{}
+	s := Start(Deps{
+		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Program: os.Args[0],
+		Args:    func(bool) []string { return nil },
+		Policy:  p,
+	})
+	return s, dir, logs
+}
+
+// Tags of a tiny fake stream: metadata, sequence headers, then frames
+// with a key frame every tenth.
+var (
+	metaTag   = flv.Tag{Type: flv.TagScript, Timestamp: 0, Data: []byte("\x02\x00\x0aonMetaData")}
+	avcConfig = flv.Tag{Type: flv.TagVideo, Data: []byte{0x17, 0, 0, 0, 0, 1, 2, 3}}
+	aacConfig = flv.Tag{Type: flv.TagAudio, Data: []byte{0xaf, 0, 0x12, 0x10}}
+)
+
+func frame(i int) flv.Tag {
+	ts := uint32(i * 33)
+	if i%2 == 1 {
+		return flv.Tag{Type: flv.TagAudio, Timestamp: ts, Data: append([]byte{0xaf, 1}, bytes.Repeat([]byte{byte(i)}, 200)...)}
+	}
+	head := byte(0x27) // inter frame, AVC
+	if i%10 == 0 {
+		head = 0x17 // key frame, AVC
+	}
+	return flv.Tag{Type: flv.TagVideo, Timestamp: ts, Data: append([]byte{head, 1, 0, 0, 0}, bytes.Repeat([]byte{byte(i)}, 1000)...)}
+}
+
+// feed writes the stream until stop is closed (tags paced at 2 ms).
+func feed(s *Session, stop <-chan struct{}) {
+	s.WriteTag(metaTag)
+	s.WriteTag(avcConfig)
+	s.WriteTag(aacConfig)
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+		s.WriteTag(frame(i))
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readTags parses an FLV file into its tags.
+func readTags(t *testing.T, b []byte) []flv.Tag {
+	t.Helper()
+	if !bytes.HasPrefix(b, flv.Header) {
+		t.Fatalf("input does not start with the FLV header: % x", b[:min(len(b), 13)])
+	}
+	b = b[len(flv.Header):]
+	var tags []flv.Tag
+	for len(b) >= 15 {
+		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
+		if len(b) < 11+n+4 {
+			break
+		}
+		ts := uint32(b[7])<<24 | uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6])
+		if prev := binary.BigEndian.Uint32(b[11+n:]); prev != uint32(11+n) {
+			t.Fatalf("PreviousTagSize %d, want %d", prev, 11+n)
+		}
+		tags = append(tags, flv.Tag{Type: flv.TagType(b[0]), Timestamp: ts, Data: b[11 : 11+n]})
+		b = b[11+n+4:]
+	}
+	return tags
+}
+
+func TestSupervisorGivesUpOnAChildThatKeepsFailing(t *testing.T) {
+	s, dir, logs := startFake(t, "exit1", Policy{Backoff: time.Millisecond, MaxFailures: 3})
+	stop := make(chan struct{})
+	go feed(s, stop)
+	defer close(stop)
+
+	<-s.Done()
+	err := s.Err()
+	if err == nil {
+		t.Fatal("the session ended without an error")
+	}
+	for _, want := range []string{"3 times in a row", "exited with code 1", "Unrecognized option 'bogus'."} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	runs, _ := filepath.Glob(filepath.Join(dir, "run*.flv"))
+	if len(runs) != 3 {
+		t.Errorf("ffmpeg ran %d times, want 3", len(runs))
+	}
+	if !strings.Contains(logs.String(), "Unrecognized option") {
+		t.Errorf("ffmpeg's stderr is not in the log:\n%s", logs)
+	}
+	if err := s.Close(); err == nil {
+		t.Error("Close after giving up returned no error")
+	}
+}
+
+func TestSupervisorRestartsACrashedChildFromAKeyFrame(t *testing.T) {
+	s, dir, logs := startFake(t, "crash-once", Policy{Backoff: time.Millisecond})
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() { defer close(fed); feed(s, stop) }()
+
+	run2 := filepath.Join(dir, "run2.flv")
+	waitFor(t, "the restarted ffmpeg to receive a second of input", func() bool {
+		st, err := os.Stat(run2)
+		return err == nil && st.Size() > 100_000
+	})
+	close(stop)
+	<-fed
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !strings.Contains(logs.String(), "exited with code 3") || !strings.Contains(logs.String(), "restarting it") {
+		t.Errorf("the crash and restart are not logged:\n%s", logs)
+	}
+	b, err := os.ReadFile(run2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := readTags(t, b)
+	if len(tags) < 10 {
+		t.Fatalf("the restarted ffmpeg got %d tags", len(tags))
+	}
+	// A decoder can start only from the decoder configuration and a key
+	// frame: the restart must replay both.
+	want := []flv.Tag{metaTag, avcConfig, aacConfig}
+	for i, w := range want {
+		if tags[i].Type != w.Type || !bytes.Equal(tags[i].Data, w.Data) {
+			t.Errorf("tag %d of the restarted run is %s % x, want %s % x", i, tags[i].Type, tags[i].Data[:min(8, len(tags[i].Data))], w.Type, w.Data)
+		}
+	}
+	if !tags[3].IsKeyframe() {
+		t.Errorf("the first frame after the restart is not a key frame: % x", tags[3].Data[:2])
+	}
+	// Nothing may be lost or reordered after the restart point.
+	for i := 4; i < len(tags); i++ {
+		if tags[i].Timestamp < tags[i-1].Timestamp {
+			t.Fatalf("tag %d goes back in time: %d after %d", i, tags[i].Timestamp, tags[i-1].Timestamp)
+		}
+	}
+}
+
+func TestSupervisorKillsAChildThatIgnoresSIGINT(t *testing.T) {
+	s, dir, logs := startFake(t, "ignore-sigint", Policy{Drain: 50 * time.Millisecond, Grace: 200 * time.Millisecond})
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() { defer close(fed); feed(s, stop) }()
+	waitFor(t, "ffmpeg to start", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "run1.flv"))
+		return err == nil
+	})
+	close(stop)
+	<-fed
+
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return: the hung ffmpeg was never killed")
+	}
+	if !strings.Contains(logs.String(), "ended on signal 9") {
+		t.Errorf("the log does not say ffmpeg was killed:\n%s", logs)
+	}
+	if runs, _ := filepath.Glob(filepath.Join(dir, "run*.flv")); len(runs) != 1 {
+		t.Errorf("ffmpeg ran %d times, want 1: a publisher leaving is no reason to restart", len(runs))
+	}
+}
+
+func TestWriteTagDropsToTheNextKeyFrameWhenFull(t *testing.T) {
+	// A session with no run loop, so that nothing drains its queue.
+	s := &Session{log: slog.New(slog.NewTextHandler(io.Discard, nil)), in: make(chan flv.Tag, 3), closing: make(chan struct{})}
+	for i := 1; i <= 3; i++ {
+		s.WriteTag(frame(i)) // fills the queue
+	}
+	s.WriteTag(frame(4)) // dropped: full
+	if !s.dropping {
+		t.Fatal("a full queue did not start dropping")
+	}
+	<-s.in
+	<-s.in
+	s.WriteTag(frame(5)) // audio, still dropping until a key frame
+	s.WriteTag(frame(6)) // inter frame: dropped
+	if len(s.in) != 1 {
+		t.Fatalf("queue holds %d tags, want 1: frames after a drop must wait for a key frame", len(s.in))
+	}
+	s.WriteTag(frame(10)) // key frame: accepted
+	if s.dropping || len(s.in) != 2 {
+		t.Fatalf("a key frame did not end the drop (dropping=%v, queued=%d)", s.dropping, len(s.in))
+	}
+	if got := (<-s.in).Timestamp; got != frame(3).Timestamp {
+		t.Fatalf("queue head has ts %d", got)
+	}
+	if got := (<-s.in).Timestamp; got != frame(10).Timestamp {
+		t.Fatalf("after the drop the queue resumes at ts %d, want the key frame's %d", got, frame(10).Timestamp)
+	}
+}
