@@ -1,0 +1,106 @@
+// Package controllers holds the HTTP handlers of the public, admin and
+// integrations APIs. Paths and JSON field names follow Owncast's API
+// (owncast/owncast openapi.yaml) so that Owncast tools keep working.
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/starling-live/starling/core"
+)
+
+type streamStatus interface{ Status() core.Status }
+
+type settingsStore interface {
+	Get() *core.Settings
+	Update(context.Context, func(*core.Settings) error) (*core.Settings, error)
+}
+
+type streamKeys interface {
+	StreamKey() string
+	SetStreamKey(context.Context, string) error
+}
+
+// Deps are what the handlers need.
+type Deps struct {
+	Logger   *slog.Logger
+	Stream   streamStatus
+	Settings settingsStore
+	Keys     streamKeys
+	// Version is reported as versionNumber.
+	Version string
+	// FFmpeg is the ffmpeg executable, shown to admins.
+	FFmpeg string
+}
+
+// Handlers are the API's handlers.
+type Handlers struct {
+	log  *slog.Logger
+	deps Deps
+}
+
+// New returns the handlers.
+func New(d Deps) *Handlers { return &Handlers{log: d.Logger, deps: d} }
+
+// apiError is an error with a message safe to show the caller and the
+// HTTP status to send; the cause is logged, never sent.
+type apiError struct {
+	status  int
+	message string
+	cause   error
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%s: %v", e.message, e.cause) }
+func (e *apiError) Unwrap() error { return e.cause }
+
+func badRequest(cause error) error {
+	return &apiError{status: http.StatusBadRequest, message: cause.Error(), cause: cause}
+}
+
+// writeError answers with Owncast's error shape, {"success":false,
+// "message":...}. Errors that are not apiErrors are internal: the caller
+// gets a generic message and the log gets the cause.
+func (h *Handlers) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if errors.Is(err, core.ErrInvalidSettings) {
+		// The admin's to fix: say exactly what.
+		ae = &apiError{status: http.StatusBadRequest, message: err.Error(), cause: err}
+	} else if !errors.As(err, &ae) {
+		ae = &apiError{status: http.StatusInternalServerError, message: "internal error; the server log has details", cause: err}
+	}
+	if ae.status >= 500 {
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", ae.cause)
+	}
+	writeJSON(w, ae.status, map[string]any{"success": false, "message": ae.message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes a request body of at most 1 MiB into v.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(v); err != nil {
+		return badRequest(fmt.Errorf("the request body is not the JSON expected (%v): see the API documentation", err))
+	}
+	return nil
+}
+
+// timePtr formats a time as RFC 3339 in UTC, or null.
+func timePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
+}

@@ -1,0 +1,216 @@
+package webserver
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"strings"
+	"time"
+)
+
+// hlsTypes are the files /hls/ serves, with their content types and
+// caching: playlists change with every segment, segments never change
+// (their names are never reused).
+var hlsTypes = map[string]struct{ contentType, cacheControl string }{
+	".m3u8": {"application/vnd.apple.mpegurl", "no-cache"},
+	".ts":   {"video/mp2t", "public, max-age=31536000, immutable"},
+}
+
+// hlsFiles serves the published stream from its directory: only stream
+// files, never a listing, never outside the directory (os.Root refuses
+// "..", absolute paths and symlinks that leave it).
+type hlsFiles struct {
+	root *os.Root
+}
+
+func (h *hlsFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Players on other sites may embed the stream.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "Range")
+		w.Header().Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	name := r.URL.Path
+	typ, ok := hlsTypes[path.Ext(name)]
+	if !ok || !cleanName(name) {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := h.root.Open(name)
+	if err != nil {
+		if name == "stream.m3u8" {
+			http.Error(w, "the stream is offline", http.StatusNotFound)
+			return
+		}
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", typ.contentType)
+	w.Header().Set("Cache-Control", typ.cacheControl)
+	w.Header().Set("Access-Control-Expose-Headers", "Content-Length, Content-Range")
+	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+// cleanName accepts only plain relative paths: no "..", ".", empty or
+// backslashed elements, no control characters.
+func cleanName(name string) bool {
+	if !fs.ValidPath(name) || name == "." {
+		return false
+	}
+	for _, c := range name {
+		if c < 0x20 || c == 0x7f || c == '\\' || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// thumbnail serves the latest still of the stream.
+type thumbnail struct {
+	root *os.Root
+}
+
+func (t *thumbnail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f, err := t.root.Open("thumbnail.jpg")
+	if err != nil {
+		http.Error(w, "no thumbnail yet: it appears a few seconds into the first broadcast", http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+// pageCSP allows the page only its own scripts, styles and connections.
+// hls.js needs blob: for MediaSource and its worker.
+const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+	"media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; " +
+	"base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+
+// staticFiles serves the embedded viewer page from memory. Bundles under
+// /assets/ carry a content hash in their names and are cached for good; the
+// rest is revalidated with an ETag. Text is gzipped once, at start.
+type staticFiles struct {
+	files map[string]staticFile
+	// modTime is the server's start: embedded files have none.
+	modTime time.Time
+}
+
+type staticFile struct {
+	data, gzipped []byte // gzipped is nil where it would not pay
+	etag          string
+}
+
+// compressible are the extensions worth gzipping.
+var compressible = map[string]bool{".html": true, ".js": true, ".css": true, ".svg": true, ".txt": true, ".json": true}
+
+func newStaticFiles(fsys fs.FS) (*staticFiles, error) {
+	s := &staticFiles{files: map[string]staticFile{}, modTime: time.Now()}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		f := staticFile{data: b, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		if compressible[path.Ext(p)] {
+			var z bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+			zw.Write(b)
+			zw.Close()
+			if z.Len() < len(b)*9/10 {
+				f.gzipped = z.Bytes()
+			}
+		}
+		s.files[p] = f
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the embedded web page: %w", err)
+	}
+	if _, ok := s.files["index.html"]; !ok {
+		return nil, fmt.Errorf("the embedded web page has no index.html: run the web build (make web)")
+	}
+	return s, nil
+}
+
+func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	if name == "" {
+		name = "index.html"
+	}
+	f, ok := s.files[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	body, etag := f.data, f.etag
+	if f.gzipped != nil {
+		h.Set("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			body, etag = f.gzipped, strings.TrimSuffix(etag, `"`)+`-gz"`
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
+	if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	h.Set("ETag", etag)
+	if strings.HasPrefix(name, "assets/") {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "no-cache")
+	}
+	if path.Ext(name) == ".html" {
+		h.Set("Content-Security-Policy", pageCSP)
+	}
+	http.ServeContent(w, r, name, s.modTime, bytes.NewReader(body))
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(q, " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,129 @@
+// Package webserver routes HTTP requests and adds the middleware every
+// request passes through: request ids, access logs, security headers and
+// admin authentication. It holds no business logic.
+package webserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/starling-live/starling/controllers"
+)
+
+type adminAuth interface {
+	CheckAdminPassword(string) bool
+}
+
+// Deps are what the web server needs.
+type Deps struct {
+	Logger   *slog.Logger
+	Handlers *controllers.Handlers
+	Admin    adminAuth
+	// HLSDir holds the published stream, served at /hls/.
+	HLSDir string
+	// ThumbnailDir holds thumbnail.jpg.
+	ThumbnailDir string
+	// Web is the built viewer page, served at /.
+	Web fs.FS
+}
+
+// Server is the HTTP server.
+type Server struct {
+	log     *slog.Logger
+	handler http.Handler
+	srv     *http.Server
+	done    chan error
+	roots   []*os.Root
+}
+
+// New builds the router.
+func New(d Deps) (*Server, error) {
+	s := &Server{log: d.Logger}
+	hlsRoot, err := os.OpenRoot(d.HLSDir)
+	if err != nil {
+		return nil, fmt.Errorf("open HLS directory: %w", err)
+	}
+	thumbRoot, err := os.OpenRoot(d.ThumbnailDir)
+	if err != nil {
+		hlsRoot.Close()
+		return nil, fmt.Errorf("open thumbnail directory: %w", err)
+	}
+	s.roots = []*os.Root{hlsRoot, thumbRoot}
+	web, err := newStaticFiles(d.Web)
+	if err != nil {
+		s.closeRoots()
+		return nil, err
+	}
+
+	h := d.Handlers
+	admin := func(hf http.HandlerFunc) http.Handler { return requireAdmin(d.Logger, d.Admin, hf) }
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/status", h.Status)
+	mux.HandleFunc("GET /api/config", h.Config)
+	mux.Handle("GET /api/admin/status", admin(h.AdminStatus))
+	mux.Handle("GET /api/admin/serverconfig", admin(h.ServerConfig))
+	mux.Handle("POST /api/admin/config/streamtitle", admin(h.SetStreamTitle()))
+	mux.Handle("POST /api/admin/config/name", admin(h.SetName()))
+	mux.Handle("POST /api/admin/config/serversummary", admin(h.SetSummary()))
+	mux.Handle("POST /api/admin/config/offlinemessage", admin(h.SetOfflineMessage()))
+	mux.Handle("POST /api/admin/config/video/streamoutputvariants", admin(h.SetVideoVariants))
+	mux.Handle("POST /api/admin/config/streamkeys", admin(h.SetStreamKeys))
+	mux.HandleFunc("/api/", apiNotFound)
+	mux.Handle("/hls/", http.StripPrefix("/hls/", &hlsFiles{root: hlsRoot}))
+	mux.Handle("GET /thumbnail.jpg", &thumbnail{root: thumbRoot})
+	mux.Handle("/", web)
+
+	s.handler = requestID(accessLog(d.Logger, securityHeaders(recoverPanics(d.Logger, mux))))
+	return s, nil
+}
+
+// Handler is the router with its middleware.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start serves on ln.
+func (s *Server) Start(ln net.Listener) {
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.srv.Serve(ln) }()
+}
+
+// Close stops accepting and waits up to the context's deadline for the
+// requests in flight.
+func (s *Server) Close(ctx context.Context) error {
+	defer s.closeRoots()
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.srv.Close()
+	}
+	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+func (s *Server) closeRoots() {
+	for _, r := range s.roots {
+		r.Close()
+	}
+}
+
+func apiNotFound(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprintf(w, `{"success":false,"message":"no such API endpoint: see the API documentation"}`+"\n")
+}
