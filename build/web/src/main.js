@@ -1,0 +1,391 @@
+/*! Starling viewer page. Bundles hls.js (Apache-2.0, Copyright Dailymotion)
+ * with url-toolkit (Apache-2.0) and eventemitter3 (MIT); licence texts at
+ * /third-party-licenses.txt */
+
+// The viewer page: polls /api/status and plays /hls/stream.m3u8 with hls.js
+// (or natively on Safari) whenever the stream is live. The viewer never has to
+// reload: the player is torn down when the stream ends and rebuilt when it
+// comes back.
+import Hls from 'hls.js';
+
+// Replaced at build time (build.mjs) by the URL of the content-hashed copy of
+// hls.js's worker. The ES module build of hls.js has no inline worker.
+/* global __HLS_WORKER_URL__ */
+const HLS_WORKER_URL = __HLS_WORKER_URL__;
+
+const STREAM_URL = '/hls/stream.m3u8';
+const THUMBNAIL_URL = '/thumbnail.jpg';
+const FALLBACK_NAME = 'Starling';
+const POLL_MS = 5000;
+const FETCH_TIMEOUT_MS = 8000;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 4000; // a playlist that 404s is cheap to ask for again
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  video: $('player'),
+  serverName: $('server-name'),
+  badge: $('live-badge'),
+  offline: $('offline'),
+  offlineHeading: $('offline-heading'),
+  offlineMessage: $('offline-message'),
+  offlinePoster: $('offline-poster'),
+  spinner: $('spinner'),
+  unmute: $('unmute'),
+  title: $('stream-title'),
+  status: $('status'),
+  viewers: $('viewers'),
+  summary: $('summary'),
+  version: $('version'),
+};
+const video = ui.video;
+
+let config = null; // last /api/config, null until it loads
+let status = null; // last good /api/status, null until one arrives
+let clockSkewMs = 0; // server clock minus ours, so "Live for" is right on a wrong local clock
+
+// 'online' while we want a player. Follows status.online, except that a
+// session whose playlist ended (#EXT-X-ENDLIST) stays offline even while a
+// stale status still says online; otherwise we would replay it from its start.
+let state = 'offline';
+let endedSession; // lastConnectTime of that ended session; undefined if none
+
+let hls = null; // current hls.js instance, null on the native path or offline
+let nativeActive = false; // true while Safari plays STREAM_URL natively
+let unsupported = false; // the browser can play HLS neither way
+let retryTimer = 0;
+let retryDelayMs = RETRY_MIN_MS;
+let mediaErrors = 0; // fatal media errors seen by the current player
+
+// ---------------------------------------------------------------- player
+
+// createPlayer builds a fresh player for STREAM_URL. It is the one place that
+// configures hls.js (P2P segment loading would plug in here).
+function createPlayer() {
+  destroyPlayer();
+  mediaErrors = 0;
+  ui.spinner.hidden = false;
+
+  if (Hls.isSupported()) {
+    hls = new Hls({
+      liveSyncDurationCount: 3,
+      enableWorker: true,
+      workerPath: HLS_WORKER_URL,
+      lowLatencyMode: false,
+      backBufferLength: 30,
+    });
+    hls.on(Hls.Events.ERROR, onHlsError);
+    // The last segment of a playlist with #EXT-X-ENDLIST is buffered: the
+    // broadcaster stopped.
+    hls.on(Hls.Events.BUFFER_EOS, onStreamEnded);
+    hls.loadSource(STREAM_URL);
+    hls.attachMedia(video);
+  } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+    nativeActive = true;
+    video.src = STREAM_URL;
+  } else {
+    unsupported = true;
+    ui.spinner.hidden = true;
+    return;
+  }
+  play();
+}
+
+// Browsers allow autoplay only while muted, and the page starts muted. A
+// viewer who unmuted earlier may be refused when the player is rebuilt; fall
+// back to muted (the Unmute button comes back). If even that is refused, the
+// native controls let the viewer press play.
+function play() {
+  video.play().catch((err) => {
+    if (err.name !== 'NotAllowedError' || video.muted) return;
+    video.muted = true;
+    video.play().catch(() => {});
+  });
+}
+
+function destroyPlayer() {
+  clearTimeout(retryTimer);
+  if (hls) {
+    hls.destroy();
+    hls = null;
+  }
+  nativeActive = false;
+  ui.spinner.hidden = true;
+  if (video.hasAttribute('src')) {
+    video.removeAttribute('src');
+    video.load(); // drops the buffered media and stops any download
+  }
+}
+
+// retryLater rebuilds the player after a growing delay, as long as the
+// stream is still meant to be online. Right after going live the playlist
+// 404s until ffmpeg has written its first segment, so this is the normal
+// start-up path, not only a failure path.
+function retryLater() {
+  destroyPlayer();
+  if (state !== 'online') return;
+  ui.spinner.hidden = false;
+  retryTimer = setTimeout(() => {
+    if (state === 'online') createPlayer();
+  }, retryDelayMs);
+  retryDelayMs = Math.min(retryDelayMs * 2, RETRY_MAX_MS);
+}
+
+function onHlsError(_event, data) {
+  if (!data.fatal) {
+    console.debug('hls.js:', data.details);
+    return;
+  }
+  if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaErrors < 2) {
+    // hls.js's documented recovery ladder: recover, then swap the audio
+    // codec (mislabelled AAC profiles) and recover, then start over.
+    mediaErrors++;
+    if (mediaErrors === 2) hls.swapAudioCodec();
+    hls.recoverMediaError();
+    return;
+  }
+  console.debug('hls.js fatal:', data.type, data.details);
+  retryLater();
+}
+
+function onStreamEnded() {
+  endedSession = status ? status.lastConnectTime : null;
+  setState('offline');
+}
+
+video.addEventListener('ended', () => {
+  if (state === 'online') onStreamEnded();
+});
+video.addEventListener('error', () => {
+  // hls.js reports media errors itself; this is for the native (Safari) path.
+  if (nativeActive) retryLater();
+});
+video.addEventListener('playing', () => {
+  retryDelayMs = RETRY_MIN_MS;
+  ui.spinner.hidden = true;
+});
+video.addEventListener('waiting', () => {
+  ui.spinner.hidden = state !== 'online';
+});
+for (const type of ['play', 'playing', 'pause', 'volumechange', 'emptied']) {
+  video.addEventListener(type, updateUnmute);
+}
+
+// Autoplay requires muted; offer a one-click way out while it plays muted.
+function updateUnmute() {
+  ui.unmute.hidden = !(state === 'online' && video.muted && !video.paused);
+}
+
+ui.unmute.addEventListener('click', () => {
+  video.muted = false;
+  if (video.volume === 0) video.volume = 1;
+  play();
+  updateUnmute();
+});
+
+// ---------------------------------------------------------------- state
+
+function setState(next) {
+  if (next === state) return;
+  state = next;
+  if (state === 'online') {
+    retryDelayMs = RETRY_MIN_MS;
+    showThumbnail();
+    createPlayer();
+  } else {
+    destroyPlayer();
+    video.removeAttribute('poster');
+    if (hasBeenLive()) showThumbnail();
+  }
+  render();
+}
+
+// showThumbnail loads the current /thumbnail.jpg (the query string defeats
+// caching) and, only once it has loaded, shows it: as the video poster while
+// live and waiting for the first frame, or behind the offline card. It 404s
+// until the server has made one; then nothing changes and the CSS gradient
+// stays.
+function showThumbnail() {
+  const url = `${THUMBNAIL_URL}?t=${Date.now()}`;
+  const probe = new Image();
+  probe.addEventListener('load', () => {
+    if (state === 'online') {
+      video.poster = url;
+    } else {
+      ui.offlinePoster.src = url;
+      ui.offlinePoster.hidden = false;
+    }
+  });
+  probe.src = url;
+}
+
+function hasBeenLive() {
+  return Boolean(status && (status.lastConnectTime || status.lastDisconnectTime));
+}
+
+let sawStatus = false;
+
+function applyStatus() {
+  const first = !sawStatus;
+  sawStatus = true;
+  if (!status.online) endedSession = undefined; // a new session may start
+  const previous = state;
+  setState(status.online && status.lastConnectTime !== endedSession ? 'online' : 'offline');
+  if (state !== previous) return;
+  // Only now do we know whether a thumbnail can exist (state starts offline).
+  if (state === 'offline' && first && hasBeenLive()) showThumbnail();
+  // Still waiting for the first frame: show the newest thumbnail meanwhile.
+  if (state === 'online' && video.readyState < HTMLMediaElement.HAVE_CURRENT_DATA) showThumbnail();
+}
+
+// ---------------------------------------------------------------- render
+
+const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+const UNITS = [
+  ['year', 365 * 86400],
+  ['month', 30 * 86400],
+  ['week', 7 * 86400],
+  ['day', 86400],
+  ['hour', 3600],
+  ['minute', 60],
+];
+
+function timeAgo(seconds) {
+  for (const [unit, size] of UNITS) {
+    if (seconds >= size) return relative.format(-Math.floor(seconds / size), unit);
+  }
+  return 'just now';
+}
+
+function duration(seconds) {
+  const minutes = Math.floor(seconds / 60);
+  const hours = Math.floor(minutes / 60);
+  return hours ? `${hours}h ${minutes % 60}m` : `${minutes}m`;
+}
+
+// secondsSince returns how long ago an RFC 3339 time was, on the server's
+// clock, or null if it is missing or unparsable.
+function secondsSince(rfc3339) {
+  const t = rfc3339 ? Date.parse(rfc3339) : NaN;
+  if (Number.isNaN(t)) return null;
+  return Math.max(0, (Date.now() + clockSkewMs - t) / 1000);
+}
+
+function statusText() {
+  if (state === 'online') {
+    const live = secondsSince(status && status.lastConnectTime);
+    if (live === null) return 'Live now';
+    return live < 60 ? 'Just went live' : `Live for ${duration(live)}`;
+  }
+  if (!status) return 'Offline';
+  if (status.online) return 'Stream ended'; // its playlist ended before the status caught up
+  const last = secondsSince(status.lastDisconnectTime);
+  return last === null ? 'Not live yet' : `Last live ${timeAgo(last)}`;
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text; // avoid re-announcing aria-live
+}
+
+function render() {
+  const name = (config && config.name) || FALLBACK_NAME;
+  const streamTitle = (status && status.streamTitle) || (config && config.streamTitle) || '';
+  const online = state === 'online';
+
+  document.title = streamTitle && streamTitle !== name ? `${streamTitle} – ${name}` : name;
+  setText(ui.serverName, name);
+  setText(ui.title, streamTitle || name);
+
+  setText(ui.badge, online ? 'Live' : 'Offline');
+  ui.badge.classList.toggle('is-live', online);
+
+  setText(ui.status, statusText());
+  const viewers = online && status ? status.viewerCount : null;
+  ui.viewers.hidden = !Number.isInteger(viewers);
+  if (!ui.viewers.hidden) setText(ui.viewers, `${viewers} ${viewers === 1 ? 'viewer' : 'viewers'}`);
+
+  const summary = (config && config.summary) || '';
+  ui.summary.hidden = !summary;
+  setText(ui.summary, summary);
+
+  const offlineMessage = (config && config.offlineMessage) || '';
+  ui.offlineMessage.hidden = !offlineMessage || unsupported;
+  setText(ui.offlineMessage, offlineMessage);
+  setText(ui.offlineHeading, online && unsupported ? "This browser can't play the stream" : 'This stream is offline');
+  ui.offline.hidden = online && !unsupported;
+
+  const version = (config && config.version) || (status && status.versionNumber) || '';
+  setText(ui.version, version ? ` ${version}` : '');
+
+  updateUnmute();
+}
+
+// ---------------------------------------------------------------- polling
+
+async function getJSON(url) {
+  const res = await fetch(url, {
+    cache: 'no-store',
+    headers: { Accept: 'application/json' },
+    signal: AbortSignal.timeout ? AbortSignal.timeout(FETCH_TIMEOUT_MS) : undefined,
+  });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+let configPending = false;
+
+async function loadConfig() {
+  if (configPending) return;
+  configPending = true;
+  try {
+    config = await getJSON('/api/config');
+  } catch (err) {
+    console.debug('config unavailable:', err.message);
+  }
+  configPending = false;
+  render();
+}
+
+let pollTimer = 0;
+let polling = false;
+
+async function poll() {
+  if (polling) return;
+  polling = true;
+  clearTimeout(pollTimer);
+  try {
+    const next = await getJSON('/api/status');
+    const serverTime = Date.parse(next.serverTime);
+    if (!Number.isNaN(serverTime)) clockSkewMs = serverTime - Date.now();
+    status = next;
+    applyStatus();
+    if (!config) loadConfig(); // the server answers now; it may not have at load
+  } catch (err) {
+    // Keep the current state: a blip in the status API should not stop a
+    // stream that is playing fine.
+    console.debug('status unavailable:', err.message);
+  }
+  render();
+  polling = false;
+  pollTimer = setTimeout(poll, POLL_MS);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') poll();
+});
+
+// Read-only hook for automated browser tests.
+Object.defineProperty(window, 'starling', {
+  value: Object.freeze({
+    get state() {
+      return state;
+    },
+    get hls() {
+      return hls;
+    },
+  }),
+});
+
+render();
+loadConfig();
+poll();
