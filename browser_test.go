@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// browser is a headless Chromium driven over the DevTools protocol. It
+// collects what the page reports as errors: exceptions, console errors and
+// CSP violations.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	requireTools(t, "chromium")
+	path, _ := exec.LookPath("chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("mute-audio", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	b := &browser{t: t, ctx: ctx}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		var problem string
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			problem = "exception: " + ev.ExceptionDetails.Error()
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.APITypeError {
+				problem = "console.error"
+				for _, a := range ev.Args {
+					problem += " " + string(a.Value)
+				}
+			}
+		case *log.EventEntryAdded:
+			// The browser's own 404 reports for a missing thumbnail or a
+			// playlist not written yet are expected; CSP violations are not.
+			if ev.Entry.Level == log.LevelError && !strings.Contains(ev.Entry.Text, "404") {
+				problem = "browser: " + ev.Entry.Text
+			}
+		}
+		if problem != "" {
+			b.mu.Lock()
+			b.problems = append(b.problems, problem)
+			b.mu.Unlock()
+		}
+	})
+	if err := chromedp.Run(ctx, log.Enable()); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+func (b *browser) run(actions ...chromedp.Action) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		b.t.Fatalf("browser: %v", err)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func (b *browser) eval(expr string, out any) {
+	b.t.Helper()
+	b.run(chromedp.Evaluate(expr, out))
+}
+
+func (b *browser) checkProblems() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		b.t.Errorf("the page reported a problem: %s", p)
+	}
+}
+
+// waitPlaying waits until the page is online and its video's currentTime
+// advances by more than two seconds.
+func (b *browser) waitPlaying() {
+	b.t.Helper()
+	var start float64 = -1
+	eventually(b.t, 90*time.Second, "the video to play", func() (bool, string) {
+		var st struct {
+			State       string  `json:"state"`
+			CurrentTime float64 `json:"currentTime"`
+			Paused      bool    `json:"paused"`
+		}
+		b.eval(`({state: window.starling.state, currentTime: document.querySelector('video').currentTime, paused: document.querySelector('video').paused})`, &st)
+		if st.State != "online" || st.Paused {
+			return false, fmt.Sprintf("%+v", st)
+		}
+		if start < 0 {
+			start = st.CurrentTime
+		}
+		return st.CurrentTime > start+2, fmt.Sprintf("%+v (started at %.2f)", st, start)
+	})
+}
+
+func (b *browser) waitState(want string) {
+	b.t.Helper()
+	eventually(b.t, 60*time.Second, "page state "+want, func() (bool, string) {
+		var st string
+		b.eval(`window.starling.state`, &st)
+		return st == want, st
+	})
+}
+
+// TestViewerPagePlays opens the viewer page in headless Chromium with the
+// default video settings: it shows the offline state, plays when the
+// stream goes live, goes offline when the publisher leaves, and plays
+// again when it returns, all without a reload.
+func TestViewerPagePlays(t *testing.T) {
+	s := startServer(t)
+	if code, body := s.admin(http.MethodPost, "/api/admin/config/streamtitle", map[string]string{"value": "Browser test stream"}); code != http.StatusOK {
+		t.Fatalf("set title: %d %s", code, body)
+	}
+	b := newBrowser(t)
+	b.run(chromedp.Navigate(s.URL + "/"))
+	b.waitState("offline")
+	var title string
+	eventually(t, 30*time.Second, "the stream title", func() (bool, string) {
+		b.eval(`document.getElementById('stream-title').textContent`, &title)
+		return title == "Browser test stream", title
+	})
+	// A marker that a reload would lose.
+	b.eval(`window.testMarker = 42`, nil)
+
+	pub := publish(t, s.RTMPURL+"/"+testStreamKey)
+	b.waitPlaying()
+	var size struct{ W, H int }
+	b.eval(`({W: document.querySelector('video').videoWidth, H: document.querySelector('video').videoHeight})`, &size)
+	if size.W != 640 || size.H != 360 {
+		t.Errorf("the video plays at %dx%d, want 640x360", size.W, size.H)
+	}
+
+	pub.stop()
+	b.waitState("offline")
+	publish(t, s.RTMPURL+"/"+testStreamKey)
+	b.waitPlaying()
+
+	var marker int
+	b.eval(`window.testMarker`, &marker)
+	if marker != 42 {
+		t.Error("the page was reloaded")
+	}
+	b.checkProblems()
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grafov/m3u8"
+
+	"github.com/starling-live/starling/core"
+)
+
+// TestLivePipeline follows a broadcast through its life: a wrong key, the
+// stream going live in two renditions, a second publisher turned away,
+// the publisher leaving, and coming back.
+func TestLivePipeline(t *testing.T) {
+	s := startServer(t)
+	s.setVariants(
+		core.Variant{Name: "360p", ScaledHeight: 360, VideoBitrate: 800, AudioPassthrough: true, Framerate: 30, CPUUsageLevel: 0},
+		core.Variant{Name: "180p", ScaledHeight: 180, VideoBitrate: 300, AudioBitrate: 64, Framerate: 15, CPUUsageLevel: 0},
+	)
+
+	t.Run("wrong key is refused and not logged", func(t *testing.T) {
+		const wrong = "not-the-key-987"
+		p := publish(t, s.RTMPURL+"/"+wrong)
+		if err, done := p.exited(30 * time.Second); !done || err == nil {
+			t.Fatalf("a publisher with a wrong key was not refused (exited=%v, err=%v)", done, err)
+		}
+		if s.status().Online {
+			t.Error("the stream went online with a wrong key")
+		}
+		logs := s.logs.String()
+		if !strings.Contains(logs, "wrong stream key") || !strings.Contains(logs, "remote=127.0.0.1:") {
+			t.Errorf("the refusal is not logged with the publisher's address:\n%s", logs)
+		}
+		if strings.Contains(logs, wrong) || strings.Contains(logs, testStreamKey) {
+			t.Error("a stream key appears in the log")
+		}
+	})
+
+	pub := publish(t, s.RTMPURL+"/"+testStreamKey)
+
+	t.Run("live in two renditions", func(t *testing.T) {
+		eventually(t, 30*time.Second, "status online", func() (bool, string) {
+			st := s.status()
+			return st.Online && st.LastConnectTime != nil, fmt.Sprintf("%+v", st)
+		})
+		var master m3u8.MasterPlaylist
+		eventually(t, 60*time.Second, "the master playlist", func() (bool, string) {
+			code, b := s.get("/hls/stream.m3u8")
+			if code != http.StatusOK {
+				return false, strconv.Itoa(code)
+			}
+			if err := master.DecodeFrom(bytes.NewReader(b), true); err != nil {
+				t.Fatalf("master playlist: %v\n%s", err, b)
+			}
+			return true, ""
+		})
+		if len(master.Variants) != 2 {
+			t.Fatalf("%d variants in the master playlist, want 2", len(master.Variants))
+		}
+		for i, want := range []struct {
+			res    string
+			width  int
+			height int
+			audio  bool
+		}{{"640x360", 640, 360, true}, {"320x180", 320, 180, true}} {
+			v := master.Variants[i]
+			if v.Resolution != want.res || v.Bandwidth == 0 || !strings.Contains(v.Codecs, "avc1") {
+				t.Errorf("variant %d: %+v", i, v.VariantParams)
+			}
+			pl := s.waitSegments("/hls/"+v.URI, 3)
+			segs := pl.GetAllSegments()
+			for _, seg := range segs {
+				if seg.ProgramDateTime.IsZero() {
+					t.Errorf("variant %d segment %s has no EXT-X-PROGRAM-DATE-TIME", i, seg.URI)
+				}
+			}
+			// The newest segment decodes at the rendition's size and lasts
+			// the segment length.
+			seg := segs[len(segs)-1]
+			dir := v.URI[:strings.LastIndex(v.URI, "/")+1]
+			code, data := s.get("/hls/" + dir + seg.URI)
+			if code != http.StatusOK {
+				t.Fatalf("segment %s: %d", seg.URI, code)
+			}
+			pr := ffprobe(t, data)
+			var video, audio bool
+			for _, st := range pr.Streams {
+				switch st.CodecType {
+				case "video":
+					video = st.CodecName == "h264" && st.Width == want.width && st.Height == want.height
+				case "audio":
+					audio = st.CodecName == "aac"
+				}
+			}
+			if !video || audio != want.audio {
+				t.Errorf("variant %d segment probes as %+v", i, pr.Streams)
+			}
+			d, _ := strconv.ParseFloat(pr.Format.Duration, 64)
+			if math.Abs(d-2) > 0.25 || math.Abs(seg.Duration-2) > 0.1 {
+				t.Errorf("variant %d segment lasts %.3f s (playlist says %.3f), want 2", i, d, seg.Duration)
+			}
+		}
+
+		var as struct {
+			Online      bool              `json:"online"`
+			Broadcaster *core.Broadcaster `json:"broadcaster"`
+		}
+		code, b := s.admin(http.MethodGet, "/api/admin/status", nil)
+		if code != http.StatusOK {
+			t.Fatalf("admin status: %d %s", code, b)
+		}
+		if err := json.Unmarshal(b, &as); err != nil || as.Broadcaster == nil {
+			t.Fatalf("admin status: %v %s", err, b)
+		}
+		d := as.Broadcaster.StreamDetails
+		if d.Width != 640 || d.Height != 360 || d.VideoCodec != "H.264" || d.AudioCodec != "AAC" || !strings.HasPrefix(d.Encoder, "Lavf") {
+			t.Errorf("broadcaster details %+v", d)
+		}
+		if !strings.HasPrefix(as.Broadcaster.RemoteAddr, "127.0.0.1:") {
+			t.Errorf("broadcaster address %q", as.Broadcaster.RemoteAddr)
+		}
+	})
+
+	t.Run("second publisher is refused", func(t *testing.T) {
+		before := s.mediaPlaylist("/hls/0/stream.m3u8")
+		p := publish(t, s.RTMPURL+"/"+testStreamKey)
+		if err, done := p.exited(30 * time.Second); !done || err == nil {
+			t.Fatalf("a second publisher was not refused (exited=%v, err=%v)", done, err)
+		}
+		if !strings.Contains(s.logs.String(), "already live") {
+			t.Error("the refusal of the second publisher is not logged")
+		}
+		// The first one is still live and its stream goes on.
+		eventually(t, 30*time.Second, "new segments from the first publisher", func() (bool, string) {
+			now := s.mediaPlaylist("/hls/0/stream.m3u8")
+			return now.SeqNo+uint64(len(now.GetAllSegments())) > before.SeqNo+uint64(len(before.GetAllSegments())), ""
+		})
+		if !s.status().Online {
+			t.Error("the stream went offline")
+		}
+	})
+
+	var lastSeq uint64
+	t.Run("publisher leaves", func(t *testing.T) {
+		pub.stop()
+		eventually(t, 30*time.Second, "status offline", func() (bool, string) {
+			st := s.status()
+			return !st.Online && st.LastDisconnectTime != nil, fmt.Sprintf("%+v", st)
+		})
+		pl := s.mediaPlaylist("/hls/0/stream.m3u8")
+		if pl == nil || !pl.Closed {
+			t.Fatal("the media playlist was not closed with EXT-X-ENDLIST")
+		}
+		lastSeq = pl.SeqNo + uint64(len(pl.GetAllSegments()))
+		if code, _ := s.get("/hls/stream.m3u8"); code != http.StatusNotFound {
+			t.Errorf("the master playlist answers %d while offline, want 404", code)
+		}
+	})
+
+	t.Run("publisher returns", func(t *testing.T) {
+		publish(t, s.RTMPURL+"/"+testStreamKey)
+		eventually(t, 30*time.Second, "status online again", func() (bool, string) { return s.status().Online, "" })
+		eventually(t, 60*time.Second, "the master playlist again", func() (bool, string) {
+			code, _ := s.get("/hls/stream.m3u8")
+			return code == http.StatusOK, strconv.Itoa(code)
+		})
+		pl := s.waitSegments("/hls/0/stream.m3u8", 2)
+		if pl.Closed {
+			t.Error("the new broadcast's playlist is closed")
+		}
+		if pl.SeqNo < lastSeq {
+			t.Errorf("media sequence went back from %d to %d: cached segments would be replayed", lastSeq, pl.SeqNo)
+		}
+	})
+}
+
+func TestPassthrough(t *testing.T) {
+	s := startServer(t)
+	s.setVariants(core.Variant{Name: "source", VideoPassthrough: true, AudioPassthrough: true})
+	publish(t, s.RTMPURL+"/"+testStreamKey)
+	pl := s.waitSegments("/hls/0/stream.m3u8", 2)
+	seg := pl.GetAllSegments()[0]
+	code, data := s.get("/hls/0/" + seg.URI)
+	if code != http.StatusOK {
+		t.Fatalf("segment: %d", code)
+	}
+	pr := ffprobe(t, data)
+	if len(pr.Streams) != 2 || pr.Streams[0].CodecName != "h264" || pr.Streams[0].Width != 640 || pr.Streams[1].CodecName != "aac" {
+		t.Errorf("passthrough segment probes as %+v", pr.Streams)
+	}
+	// The publisher's key frames come every 60 frames at 30 fps.
+	if math.Abs(seg.Duration-2) > 0.1 {
+		t.Errorf("segment lasts %.3f s, want 2 (the publisher's key frame interval)", seg.Duration)
+	}
+	if strings.Contains(s.logs.String(), "libx264") {
+		t.Error("passthrough ran the x264 encoder")
+	}
+}
+
+// TestShutdownFinishesTheBroadcast stops the server while live, as
+// SIGTERM does: ffmpeg must finish, the playlist must end, and the
+// database must close.
+func TestShutdownFinishesTheBroadcast(t *testing.T) {
+	s := startServer(t)
+	s.setVariants(core.Variant{Name: "source", VideoPassthrough: true, AudioPassthrough: true})
+	publish(t, s.RTMPURL+"/"+testStreamKey)
+	s.waitSegments("/hls/0/stream.m3u8", 1)
+	if err := s.shutdown(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	logs := s.logs.String()
+	if !contains(logs, "ffmpeg exited", "broadcast ended", "msg=stopped") {
+		t.Errorf("shutdown did not finish the broadcast:\n%s", logs)
+	}
+	pl, err := readLocalPlaylist(s.app.cfg.DataDir + "/hls/0/stream.m3u8")
+	if err != nil || !pl.Closed {
+		t.Errorf("the playlist was not closed on shutdown (%v)", err)
+	}
+}
