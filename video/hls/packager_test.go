@@ -57,8 +57,6 @@ type fakeFFmpeg struct {
 	t    *testing.T
 	base string
 	pdt  time.Time
-	// listed is each variant's playlist so far.
-	listed map[int][]int
 }
 
 func (f *fakeFFmpeg) put(name string, body []byte) int {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every test dependency, then runs all checks and tests: gofmt,
+# go vet, staticcheck, the web bundle's freshness, and go test -race.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build/deps.sh test
+export PATH="$PWD/.bin:$PATH"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "go mod download"
+go mod download
+
+step gofmt
+unformatted=$(gofmt -l $(find . -name '*.go' -not -path './build/web/node_modules/*'))
+if [ -n "$unformatted" ]; then
+	echo "Not gofmt-ed (run gofmt -w):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step staticcheck
+staticcheck ./...
+
+step "web bundle is built from its sources"
+(cd build/web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build >/dev/null)
+if git rev-parse --git-dir >/dev/null 2>&1; then
+	if [ -n "$(git status --porcelain -- static/web)" ]; then
+		git status --short -- static/web >&2
+		echo "static/web is stale: run make web and commit it with its sources." >&2
+		exit 1
+	fi
+else
+	echo "(not a git checkout: cannot compare the bundle with the committed one)"
+fi
+
+step "go test -race"
+STARLING_REQUIRE_TOOLS=1 go test -race -count=1 -timeout 40m ./...
