@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,6 +130,39 @@ func TestLivePipeline(t *testing.T) {
 		if !strings.HasPrefix(as.Broadcaster.RemoteAddr, "127.0.0.1:") {
 			t.Errorf("broadcaster address %q", as.Broadcaster.RemoteAddr)
 		}
+
+		eventually(t, 30*time.Second, "a thumbnail", func() (bool, string) {
+			resp, err := http.Get(s.URL + "/thumbnail.jpg")
+			if err != nil {
+				return false, err.Error()
+			}
+			defer resp.Body.Close()
+			b := make([]byte, 3)
+			n, _ := io.ReadFull(resp.Body, b)
+			return resp.StatusCode == http.StatusOK && resp.Header.Get("Content-Type") == "image/jpeg" && bytes.Equal(b[:n], []byte{0xff, 0xd8, 0xff}),
+				fmt.Sprintf("%d %s % x", resp.StatusCode, resp.Header.Get("Content-Type"), b[:n])
+		})
+	})
+
+	t.Run("ffmpeg dying mid-stream is restarted", func(t *testing.T) {
+		pid := transcoderPID(t)
+		syscall.Kill(pid, syscall.SIGKILL)
+		eventually(t, 60*time.Second, "segments after a discontinuity", func() (bool, string) {
+			pl := s.mediaPlaylist("/hls/0/stream.m3u8")
+			segs := pl.GetAllSegments()
+			for i, seg := range segs {
+				if seg.Discontinuity {
+					return len(segs)-i >= 2, fmt.Sprintf("discontinuity at %d of %d", i, len(segs))
+				}
+			}
+			return pl.DiscontinuitySeq > 0, "no discontinuity yet"
+		})
+		if !s.status().Online {
+			t.Error("the stream went offline when ffmpeg died")
+		}
+		if !strings.Contains(s.logs.String(), "restarting it") {
+			t.Error("the restart is not logged")
+		}
 	})
 
 	t.Run("second publisher is refused", func(t *testing.T) {
@@ -223,5 +259,53 @@ func TestShutdownFinishesTheBroadcast(t *testing.T) {
 	pl, err := readLocalPlaylist(s.app.cfg.DataDir + "/hls/0/stream.m3u8")
 	if err != nil || !pl.Closed {
 		t.Errorf("the playlist was not closed on shutdown (%v)", err)
+	}
+}
+
+// transcoderPID finds the server's ffmpeg transcoder among this process's
+// children.
+func transcoderPID(t *testing.T) int {
+	t.Helper()
+	var pid int
+	eventually(t, 10*time.Second, "the transcoder process", func() (bool, string) {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			n, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			stat, err1 := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n))
+			cmdline, err2 := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n))
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+			if fields[1] == strconv.Itoa(os.Getpid()) && bytes.Contains(cmdline, []byte("-f\x00hls\x00")) {
+				pid = n
+				return true, ""
+			}
+		}
+		return false, "none"
+	})
+	return pid
+}
+
+func TestInvalidSettingsAreRefusedWithAReason(t *testing.T) {
+	s := startServer(t)
+	code, body := s.admin(http.MethodPost, "/api/admin/config/video/streamoutputvariants",
+		map[string]any{"value": []core.Variant{{Name: "bad", VideoBitrate: 5, Framerate: 30, AudioPassthrough: true}}})
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "video bitrate 5 kbit/s is out of range") {
+		t.Errorf("invalid variant: %d %s", code, body)
+	}
+	code, body = s.admin(http.MethodPost, "/api/admin/config/streamtitle", "not an object")
+	if code != http.StatusBadRequest || !strings.Contains(string(body), `"success":false`) {
+		t.Errorf("malformed body: %d %s", code, body)
+	}
+	code, body = s.admin(http.MethodPost, "/api/admin/config/streamkeys", map[string]any{"value": []map[string]string{{"key": "short"}}})
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "at least 8") {
+		t.Errorf("short stream key: %d %s", code, body)
+	}
+	if st := s.status(); st.Online {
+		t.Error("status changed")
 	}
 }

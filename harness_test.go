@@ -25,6 +25,16 @@ import (
 	"github.com/starling-live/starling/core"
 )
 
+// TestMain lets the test binary run as the starling command itself, for
+// tests of the boot contract (flags, signals, exit codes).
+func TestMain(m *testing.M) {
+	if os.Getenv("STARLING_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
 const (
 	testStreamKey     = "test-stream-key-1234"
 	testAdminPassword = "test-admin-password"

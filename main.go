@@ -39,7 +39,7 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	cfg, err := parseConfig(os.Args[1:], os.LookupEnv)
+	cfg, err := parseConfig(os.Args[1:], os.LookupEnv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
@@ -82,9 +82,10 @@ type config struct {
 	Policy transcode.Policy
 }
 
-func parseConfig(args []string, env func(string) (string, bool)) (config, error) {
+func parseConfig(args []string, env func(string) (string, bool), usage io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("starling", flag.ContinueOnError)
+	fs.SetOutput(usage)
 	str := func(p *string, name, def, usage string) {
 		envName := "STARLING_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 		if v, ok := env(envName); ok {

@@ -78,10 +78,15 @@ type Server struct {
 	ln   net.Listener
 	done chan error
 
-	// mu guards conns; wg counts connections until their handler closed.
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	// mu guards conns and closed; wg counts connections until their
+	// handler closed.
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // New returns a Server.
@@ -109,19 +114,23 @@ func (s *Server) Close() error {
 	if s.srv == nil {
 		return nil
 	}
-	// srv.Close, never ln.Close: go-rtmp v0.0.7 spins on Accept errors
-	// unless it was closed itself.
-	err := s.srv.Close()
-	if serr := <-s.done; !errors.Is(serr, rtmp.ErrClosed) {
-		err = errors.Join(err, serr)
-	}
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	return err
+	s.closeOnce.Do(func() {
+		// srv.Close, never ln.Close: go-rtmp v0.0.7 spins on Accept errors
+		// unless it was closed itself.
+		err := s.srv.Close()
+		if serr := <-s.done; !errors.Is(serr, rtmp.ErrClosed) {
+			err = errors.Join(err, serr)
+		}
+		s.mu.Lock()
+		s.closed = true
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+		s.closeErr = err
+	})
+	return s.closeErr
 }
 
 func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
@@ -131,13 +140,16 @@ func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 
 	s.mu.Lock()
 	full := len(s.conns) >= s.deps.MaxConns
-	if !full {
+	refuse := full || s.closed
+	if !refuse {
 		s.conns[nc] = struct{}{}
 		s.wg.Add(1)
 	}
 	s.mu.Unlock()
-	if full {
-		log.Warn("RTMP connection refused: too many connections", "max", s.deps.MaxConns)
+	if refuse {
+		if full {
+			log.Warn("RTMP connection refused: too many connections", "max", s.deps.MaxConns)
+		}
 		nc.Close()
 		h.untracked = true
 	}
