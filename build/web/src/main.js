@@ -301,7 +301,8 @@ function render() {
 
   setText(ui.status, statusText());
   const viewers = online && status ? status.viewerCount : null;
-  ui.viewers.hidden = !Number.isInteger(viewers);
+  // The viewer asking counts, so zero means "not counted (yet)": say nothing.
+  ui.viewers.hidden = !(Number.isInteger(viewers) && viewers > 0);
   if (!ui.viewers.hidden) setText(ui.viewers, `${viewers} ${viewers === 1 ? 'viewer' : 'viewers'}`);
 
   const summary = (config && config.summary) || '';
