@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/starling-live/starling/core/testrig"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -35,7 +37,7 @@ func TestParseConfig(t *testing.T) {
 // starlingProcess is the real command, run from the test binary.
 type starlingProcess struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testrig.LogBuffer
 	banner string
 	url    string
 }
@@ -45,7 +47,7 @@ var watchLine = regexp.MustCompile(`Watch:\s+(\S+)/`)
 func startProcess(t *testing.T, env []string, args ...string) *starlingProcess {
 	t.Helper()
 	requireTools(t, "ffmpeg")
-	p := &starlingProcess{cmd: exec.Command(os.Args[0], args...), stderr: &syncBuffer{}}
+	p := &starlingProcess{cmd: exec.Command(os.Args[0], args...), stderr: &testrig.LogBuffer{}}
 	p.cmd.Env = append(append(os.Environ(), "STARLING_TEST_RUN_MAIN=1"), env...)
 	p.cmd.Stderr = p.stderr
 	stdout, _ := p.cmd.StdoutPipe()

@@ -13,6 +13,8 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/starling-live/starling/core/testrig"
 )
 
 // browser is a headless Chromium driven over the DevTools protocol. It
@@ -104,7 +106,7 @@ func (b *browser) checkProblems() {
 func (b *browser) waitPlaying() {
 	b.t.Helper()
 	var start float64 = -1
-	eventually(b.t, 90*time.Second, "the video to play", func() (bool, string) {
+	testrig.Eventually(b.t, 90*time.Second, "the video to play", func() (bool, string) {
 		var st struct {
 			State       string  `json:"state"`
 			CurrentTime float64 `json:"currentTime"`
@@ -123,7 +125,7 @@ func (b *browser) waitPlaying() {
 
 func (b *browser) waitState(want string) {
 	b.t.Helper()
-	eventually(b.t, 60*time.Second, "page state "+want, func() (bool, string) {
+	testrig.Eventually(b.t, 60*time.Second, "page state "+want, func() (bool, string) {
 		var st string
 		b.eval(`window.starling.state`, &st)
 		return st == want, st
@@ -143,7 +145,7 @@ func TestViewerPagePlays(t *testing.T) {
 	b.run(chromedp.Navigate(s.URL + "/"))
 	b.waitState("offline")
 	var title string
-	eventually(t, 30*time.Second, "the stream title", func() (bool, string) {
+	testrig.Eventually(t, 30*time.Second, "the stream title", func() (bool, string) {
 		b.eval(`document.getElementById('stream-title').textContent`, &title)
 		return title == "Browser test stream", title
 	})

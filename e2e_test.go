@@ -17,6 +17,7 @@ import (
 	"github.com/grafov/m3u8"
 
 	"github.com/starling-live/starling/core"
+	"github.com/starling-live/starling/core/testrig"
 )
 
 // TestLivePipeline follows a broadcast through its life: a wrong key, the
@@ -50,12 +51,12 @@ func TestLivePipeline(t *testing.T) {
 	pub := publish(t, s.RTMPURL+"/"+testStreamKey)
 
 	t.Run("live in two renditions", func(t *testing.T) {
-		eventually(t, 30*time.Second, "status online", func() (bool, string) {
+		testrig.Eventually(t, 30*time.Second, "status online", func() (bool, string) {
 			st := s.status()
 			return st.Online && st.LastConnectTime != nil, fmt.Sprintf("%+v", st)
 		})
 		var master m3u8.MasterPlaylist
-		eventually(t, 60*time.Second, "the master playlist", func() (bool, string) {
+		testrig.Eventually(t, 60*time.Second, "the master playlist", func() (bool, string) {
 			code, b := s.get("/hls/stream.m3u8")
 			if code != http.StatusOK {
 				return false, strconv.Itoa(code)
@@ -131,7 +132,7 @@ func TestLivePipeline(t *testing.T) {
 			t.Errorf("broadcaster address %q", as.Broadcaster.RemoteAddr)
 		}
 
-		eventually(t, 30*time.Second, "a thumbnail", func() (bool, string) {
+		testrig.Eventually(t, 30*time.Second, "a thumbnail", func() (bool, string) {
 			resp, err := http.Get(s.URL + "/thumbnail.jpg")
 			if err != nil {
 				return false, err.Error()
@@ -147,7 +148,7 @@ func TestLivePipeline(t *testing.T) {
 	t.Run("ffmpeg dying mid-stream is restarted", func(t *testing.T) {
 		pid := transcoderPID(t)
 		syscall.Kill(pid, syscall.SIGKILL)
-		eventually(t, 60*time.Second, "segments after a discontinuity", func() (bool, string) {
+		testrig.Eventually(t, 60*time.Second, "segments after a discontinuity", func() (bool, string) {
 			pl := s.mediaPlaylist("/hls/0/stream.m3u8")
 			segs := pl.GetAllSegments()
 			for i, seg := range segs {
@@ -175,7 +176,7 @@ func TestLivePipeline(t *testing.T) {
 			t.Error("the refusal of the second publisher is not logged")
 		}
 		// The first one is still live and its stream goes on.
-		eventually(t, 30*time.Second, "new segments from the first publisher", func() (bool, string) {
+		testrig.Eventually(t, 30*time.Second, "new segments from the first publisher", func() (bool, string) {
 			now := s.mediaPlaylist("/hls/0/stream.m3u8")
 			return now.SeqNo+uint64(len(now.GetAllSegments())) > before.SeqNo+uint64(len(before.GetAllSegments())), ""
 		})
@@ -187,7 +188,7 @@ func TestLivePipeline(t *testing.T) {
 	var lastSeq uint64
 	t.Run("publisher leaves", func(t *testing.T) {
 		pub.stop()
-		eventually(t, 30*time.Second, "status offline", func() (bool, string) {
+		testrig.Eventually(t, 30*time.Second, "status offline", func() (bool, string) {
 			st := s.status()
 			return !st.Online && st.LastDisconnectTime != nil, fmt.Sprintf("%+v", st)
 		})
@@ -203,8 +204,8 @@ func TestLivePipeline(t *testing.T) {
 
 	t.Run("publisher returns", func(t *testing.T) {
 		publish(t, s.RTMPURL+"/"+testStreamKey)
-		eventually(t, 30*time.Second, "status online again", func() (bool, string) { return s.status().Online, "" })
-		eventually(t, 60*time.Second, "the master playlist again", func() (bool, string) {
+		testrig.Eventually(t, 30*time.Second, "status online again", func() (bool, string) { return s.status().Online, "" })
+		testrig.Eventually(t, 60*time.Second, "the master playlist again", func() (bool, string) {
 			code, _ := s.get("/hls/stream.m3u8")
 			return code == http.StatusOK, strconv.Itoa(code)
 		})
@@ -267,7 +268,7 @@ func TestShutdownFinishesTheBroadcast(t *testing.T) {
 func transcoderPID(t *testing.T) int {
 	t.Helper()
 	var pid int
-	eventually(t, 10*time.Second, "the transcoder process", func() (bool, string) {
+	testrig.Eventually(t, 10*time.Second, "the transcoder process", func() (bool, string) {
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
 			n, err := strconv.Atoi(e.Name())

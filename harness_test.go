@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/grafov/m3u8"
 
 	"github.com/starling-live/starling/core"
+	"github.com/starling-live/starling/core/testrig"
 )
 
 // TestMain lets the test binary run as the starling command itself, for
@@ -55,28 +55,10 @@ func requireTools(t testing.TB, tools ...string) {
 	}
 }
 
-// syncBuffer collects logs from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testServer struct {
 	t       *testing.T
 	app     *app
-	logs    *syncBuffer
+	logs    *testrig.LogBuffer
 	stop    context.CancelFunc
 	done    chan error
 	URL     string // http://127.0.0.1:PORT
@@ -87,7 +69,7 @@ type testServer struct {
 func startServer(t *testing.T) *testServer {
 	t.Helper()
 	requireTools(t, "ffmpeg", "ffprobe")
-	logs := &syncBuffer{}
+	logs := &testrig.LogBuffer{}
 	cfg := config{
 		HTTPAddr:      "127.0.0.1:0",
 		RTMPAddr:      "127.0.0.1:0",
@@ -204,23 +186,6 @@ func (s *testServer) status() status {
 	return st
 }
 
-// eventually polls cond until it holds, failing the test at the deadline
-// with cond's last word on what it saw.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last saw: %s", timeout, what, saw)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // mediaPlaylist fetches and decodes a media playlist, or returns nil.
 func (s *testServer) mediaPlaylist(path string) *m3u8.MediaPlaylist {
 	s.t.Helper()
@@ -239,7 +204,7 @@ func (s *testServer) mediaPlaylist(path string) *m3u8.MediaPlaylist {
 func (s *testServer) waitSegments(path string, n int) *m3u8.MediaPlaylist {
 	s.t.Helper()
 	var pl *m3u8.MediaPlaylist
-	eventually(s.t, 60*time.Second, fmt.Sprintf("%d segments in %s", n, path), func() (bool, string) {
+	testrig.Eventually(s.t, 60*time.Second, fmt.Sprintf("%d segments in %s", n, path), func() (bool, string) {
 		pl = s.mediaPlaylist(path)
 		if pl == nil {
 			return false, "no playlist"
@@ -254,7 +219,7 @@ func (s *testServer) waitSegments(path string, n int) *m3u8.MediaPlaylist {
 type publisher struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testrig.LogBuffer
 	done   chan struct{}
 	err    error
 }
@@ -268,7 +233,7 @@ func publish(t *testing.T, url string, extra ...string) *publisher {
 		"-c:a", "aac", "-b:a", "64k"}
 	args = append(args, extra...)
 	args = append(args, "-f", "flv", url)
-	p := &publisher{t: t, cmd: exec.Command("ffmpeg", args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &publisher{t: t, cmd: exec.Command("ffmpeg", args...), stderr: &testrig.LogBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start publisher: %v", err)

@@ -1,10 +1,8 @@
 package ingest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/starling-live/starling/core"
+	"github.com/starling-live/starling/core/testrig"
 	"github.com/starling-live/starling/video/flv"
 )
 
@@ -63,19 +62,7 @@ func (s *session) snapshot() (int, bool) {
 	return len(s.tags), s.closed
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-func startServer(t *testing.T, h Handler) (*Server, string, *logBuffer) {
+func startServer(t *testing.T, h Handler) (*Server, string, *testrig.LogBuffer) {
 	t.Helper()
 	if _, err := exec.LookPath("ffmpeg"); err != nil {
 		t.Skip("ffmpeg is not installed")
@@ -84,8 +71,8 @@ func startServer(t *testing.T, h Handler) (*Server, string, *logBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
-	s := New(Deps{Logger: slog.New(slog.NewTextHandler(logs, nil)), Keys: keys("right-key-123"), Handler: h})
+	logs := &testrig.LogBuffer{}
+	s := New(Deps{Logger: logs.Logger(), Keys: keys("right-key-123"), Handler: h})
 	s.Start(ln)
 	t.Cleanup(func() { s.Close() })
 	return s, "rtmp://" + ln.Addr().String(), logs
@@ -104,31 +91,20 @@ func push(url string, seconds int, extra ...string) *exec.Cmd {
 
 var h264aac = []string{"-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p", "-c:a", "aac"}
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestPublishIsAcceptedAndForwarded(t *testing.T) {
 	rec := &recorder{}
 	_, url, _ := startServer(t, rec)
 	if out, err := push(url+"/live/right-key-123", 1, h264aac...).CombinedOutput(); err != nil {
 		t.Fatalf("publish: %v\n%s", err, out)
 	}
-	waitFor(t, "the session to close", func() bool {
+	testrig.Eventually(t, 30*time.Second, "the session to close", func() (bool, string) {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		if len(rec.sessions) != 1 {
-			return false
+			return false, fmt.Sprintf("%d sessions", len(rec.sessions))
 		}
 		_, closed := rec.sessions[0].snapshot()
-		return closed
+		return closed, "open"
 	})
 	s := rec.sessions[0]
 	if len(s.meta) != 1 || s.meta[0].Width != 320 || s.meta[0].VideoCodec != "H.264" {
@@ -178,7 +154,9 @@ func TestBadPublishersAreRefusedWithAReason(t *testing.T) {
 			if !errors.As(err, &ee) {
 				t.Errorf("the publisher was not refused: %v\n%s", err, out)
 			}
-			waitFor(t, "the refusal in the log", func() bool { return strings.Contains(logs.String(), tt.log) })
+			testrig.Eventually(t, 30*time.Second, "the refusal in the log", func() (bool, string) {
+				return strings.Contains(logs.String(), tt.log), logs.String()
+			})
 			if strings.Contains(logs.String(), "wrong-key-456") {
 				t.Error("the tried key is in the log")
 			}
@@ -197,14 +175,14 @@ func TestCloseDisconnectsPublishers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Process.Kill()
-	waitFor(t, "media to arrive", func() bool {
+	testrig.Eventually(t, 30*time.Second, "media to arrive", func() (bool, string) {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		if len(rec.sessions) == 0 {
-			return false
+			return false, "no session"
 		}
 		n, _ := rec.sessions[0].snapshot()
-		return n > 10
+		return n > 10, fmt.Sprintf("%d tags", n)
 	})
 	if err := srv.Close(); err != nil {
 		t.Errorf("Close: %v", err)

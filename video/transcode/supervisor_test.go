@@ -10,13 +10,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/starling-live/starling/core/testrig"
 	"github.com/starling-live/starling/video/flv"
 )
 
@@ -63,32 +63,14 @@ func fakeFFmpeg(mode, dir string) int {
 	return 98
 }
 
-// logBuffer collects log output safely from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func startFake(t *testing.T, mode string, p Policy) (*Session, string, *logBuffer) {
+func startFake(t *testing.T, mode string, p Policy) (*Session, string, *testrig.LogBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("STARLING_FAKE_FFMPEG", mode)
 	t.Setenv("STARLING_FAKE_DIR", dir)
-	logs := &logBuffer{}
+	logs := &testrig.LogBuffer{}
 	s := Start(Deps{
-		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:  logs.Logger(),
 		Program: os.Args[0],
 		Args:    func(bool) []string { return nil },
 		Policy:  p,
@@ -128,17 +110,6 @@ func feed(s *Session, stop <-chan struct{}) {
 		case <-time.After(2 * time.Millisecond):
 		}
 		s.WriteTag(frame(i))
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -200,9 +171,9 @@ func TestSupervisorRestartsACrashedChildFromAKeyFrame(t *testing.T) {
 	go func() { defer close(fed); feed(s, stop) }()
 
 	run2 := filepath.Join(dir, "run2.flv")
-	waitFor(t, "the restarted ffmpeg to receive a second of input", func() bool {
+	testrig.Eventually(t, 30*time.Second, "the restarted ffmpeg to receive a second of input", func() (bool, string) {
 		st, err := os.Stat(run2)
-		return err == nil && st.Size() > 100_000
+		return err == nil && st.Size() > 100_000, fmt.Sprint(err)
 	})
 	close(stop)
 	<-fed
@@ -244,9 +215,9 @@ func TestSupervisorKillsAChildThatIgnoresSIGINT(t *testing.T) {
 	stop := make(chan struct{})
 	fed := make(chan struct{})
 	go func() { defer close(fed); feed(s, stop) }()
-	waitFor(t, "ffmpeg to start", func() bool {
+	testrig.Eventually(t, 30*time.Second, "ffmpeg to start", func() (bool, string) {
 		_, err := os.Stat(filepath.Join(dir, "run1.flv"))
-		return err == nil
+		return err == nil, fmt.Sprint(err)
 	})
 	close(stop)
 	<-fed

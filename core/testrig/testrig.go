@@ -1,0 +1,52 @@
+// Package testrig holds what tests across packages share: a log sink that
+// goroutines may write to while a test reads it, and polling with a
+// deadline (tests never sleep to synchronise).
+package testrig
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// LogBuffer collects log output from many goroutines.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Logger returns a debug-level text logger writing to l.
+func (l *LogBuffer) Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Eventually polls cond every 20 ms until it holds, and fails the test at
+// the deadline with cond's last word on what it saw.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (ok bool, saw string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, saw := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last saw: %s", timeout, what, saw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
