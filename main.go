@@ -31,7 +31,6 @@ import (
 	"github.com/starling-live/starling/video/ingest"
 	"github.com/starling-live/starling/video/pipeline"
 	"github.com/starling-live/starling/video/thumbnail"
-	"github.com/starling-live/starling/video/transcode"
 	"github.com/starling-live/starling/webserver"
 )
 
@@ -78,8 +77,6 @@ type config struct {
 	FFmpeg        string
 	LogLevel      slog.Level
 	ShowVersion   bool
-	// Policy tunes the transcoder supervisor; tests shorten it.
-	Policy transcode.Policy
 }
 
 func parseConfig(args []string, env func(string) (string, bool), usage io.Writer) (config, error) {
@@ -192,7 +189,6 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		Settings: settings,
 		Packager: a.packager,
 		FFmpeg:   ffmpeg,
-		Policy:   cfg.Policy,
 	})
 	handlers := controllers.New(controllers.Deps{
 		Logger:   log.With("component", "api"),

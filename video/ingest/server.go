@@ -158,6 +158,9 @@ func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 	logger.Out = io.Discard
 	return &deadlineConn{Conn: nc, timeout: s.deps.ReadTimeout}, &rtmp.ConnConfig{
 		Handler: h,
+		// A video frame is tens of kilobytes: read it in one system call,
+		// not in go-rtmp's default 4 KiB steps.
+		ReaderBufferSize: 64 << 10,
 		// OBS's handshake digest does not match go-rtmp's check; the
 		// digest proves nothing about the publisher anyway.
 		SkipHandshakeVerification: true,
@@ -165,16 +168,24 @@ func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 	}
 }
 
-// deadlineConn gives every read a deadline: go-rtmp has none, and a
-// publisher whose network vanished would otherwise stay live forever.
+// deadlineConn gives reads a deadline: go-rtmp has none, and a publisher
+// whose network vanished would otherwise stay live forever. The deadline
+// moves at most once a second, so a silent publisher is dropped after
+// between timeout-1s and timeout.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	// moved is when the deadline was last set; only the connection's
+	// reading goroutine touches it.
+	moved time.Time
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
-		return 0, err
+	if now := time.Now(); now.Sub(c.moved) >= time.Second {
+		if err := c.Conn.SetReadDeadline(now.Add(c.timeout)); err != nil {
+			return 0, err
+		}
+		c.moved = now
 	}
 	return c.Conn.Read(p)
 }

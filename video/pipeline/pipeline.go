@@ -35,7 +35,6 @@ type Deps struct {
 	Packager packager
 	// FFmpeg is the ffmpeg executable.
 	FFmpeg string
-	Policy transcode.Policy
 }
 
 // Pipeline starts a broadcast for each accepted publisher. It implements
@@ -70,7 +69,6 @@ func (p *Pipeline) Publish(pub ingest.Publish) (ingest.Session, error) {
 	t := transcode.Start(transcode.Deps{
 		Logger:  log,
 		Program: p.deps.FFmpeg,
-		Policy:  p.deps.Policy,
 		Args: func(hasAudio bool) []string {
 			return transcode.Args(transcode.Job{
 				Variants:       video.Variants,
