@@ -14,10 +14,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +33,7 @@ import (
 	"github.com/starling-live/starling/video/ingest"
 	"github.com/starling-live/starling/video/pipeline"
 	"github.com/starling-live/starling/video/thumbnail"
+	"github.com/starling-live/starling/video/tracker"
 	"github.com/starling-live/starling/webserver"
 )
 
@@ -77,6 +80,9 @@ type config struct {
 	FFmpeg        string
 	LogLevel      slog.Level
 	ShowVersion   bool
+	// P2P false turns peer-to-peer delivery off for this run.
+	P2P            bool
+	TrustedProxies []netip.Prefix
 }
 
 func parseConfig(args []string, env func(string) (string, bool), usage io.Writer) (config, error) {
@@ -90,7 +96,19 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 		}
 		fs.StringVar(p, name, def, usage+" (env "+envName+")")
 	}
-	var level string
+	var envErr error
+	boolean := func(p *bool, name string, def bool, usage string) {
+		envName := "STARLING_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if v, ok := env(envName); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				envErr = fmt.Errorf("%s=%q: use true or false", envName, v)
+			}
+			def = b
+		}
+		fs.BoolVar(p, name, def, usage+" (env "+envName+")")
+	}
+	var level, proxies string
 	str(&c.HTTPAddr, "http", ":8080", "address of the web server: viewer page, API, HLS")
 	str(&c.RTMPAddr, "rtmp", ":1935", "address of the RTMP server publishers push to")
 	str(&c.DataDir, "data", "./data", "directory for the database, the HLS output and thumbnails")
@@ -98,9 +116,18 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 	str(&c.AdminPassword, "admin-password", "", "set the admin password (at least 8 characters); generated on first run if unset")
 	str(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg executable")
 	str(&level, "log-level", "info", "log level: debug, info, warn or error")
+	str(&proxies, "trusted-proxies", "127.0.0.0/8,::1", "reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks, comma-separated)")
+	boolean(&c.P2P, "p2p", true, "let viewers share segments with each other (peer to peer); false turns it off whatever the settings say")
 	fs.BoolVar(&c.ShowVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if envErr != nil {
+		return c, envErr
+	}
+	var err error
+	if c.TrustedProxies, err = webserver.ParseTrustedProxies(proxies); err != nil {
+		return c, fmt.Errorf("--trusted-proxies %q: %w", proxies, err)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: see starling --help", fs.Arg(0))
@@ -124,6 +151,7 @@ type app struct {
 	httpLn, rtmpLn net.Listener
 	store          *data.Store
 	packager       *hls.Packager
+	tracker        *tracker.Tracker
 	pipeline       *pipeline.Pipeline
 	ingest         *ingest.Server
 	thumbnails     *thumbnail.Generator
@@ -183,6 +211,17 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		return nil, err
 	}
 	undo = append(undo, func() { a.packager.Close() })
+	a.tracker = tracker.New(tracker.Deps{
+		Logger:   log.With("component", "tracker"),
+		Allowed:  tracker.NewAllowlist(controllers.SwarmID, a.packager).Allowed,
+		ClientIP: webserver.ClientIP,
+	})
+	a.tracker.Start(context.WithoutCancel(ctx))
+	undo = append(undo, func() { a.tracker.Close() })
+	// A broadcast's start and end empty the swarms: peers meet again in
+	// the new broadcast's.
+	stream.AddListener(a.tracker)
+	playback := core.NewPlayback()
 	a.pipeline = pipeline.New(pipeline.Deps{
 		Logger:   log.With("component", "pipeline"),
 		Stream:   stream,
@@ -197,14 +236,20 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		Keys:     secrets,
 		Version:  version,
 		FFmpeg:   ffmpeg,
+		Playback: playback,
+		Tracker:  a.tracker,
+
+		P2PDisabled: !cfg.P2P,
 	})
 	a.web, err = webserver.New(webserver.Deps{
-		Logger:       log.With("component", "http"),
-		Handlers:     handlers,
-		Admin:        secrets,
-		HLSDir:       hlsStore.Dir(),
-		ThumbnailDir: thumbStore.Dir(),
-		Web:          static.Web(),
+		Logger:         log.With("component", "http"),
+		Handlers:       handlers,
+		Admin:          secrets,
+		HLSDir:         hlsStore.Dir(),
+		ThumbnailDir:   thumbStore.Dir(),
+		Web:            static.Web(),
+		Tracker:        a.tracker,
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	if err != nil {
 		return nil, err
@@ -269,6 +314,8 @@ func (a *app) run(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	errs = append(errs, a.web.Close(shutdownCtx))
+	// The server's shutdown leaves WebSockets to their owners.
+	errs = append(errs, a.tracker.Close())
 	errs = append(errs, a.packager.Close())
 	errs = append(errs, a.store.Close())
 	a.log.Info("stopped")

@@ -16,17 +16,22 @@ type adminStatusResponse struct {
 	ViewerCount   int               `json:"viewerCount"`
 	StreamTitle   string            `json:"streamTitle"`
 	VersionNumber string            `json:"versionNumber"`
+	P2P           p2pStatus         `json:"p2p"`
 }
 
 // AdminStatus answers GET /api/admin/status: the public status plus who
 // is broadcasting and what their encoder announced.
 func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 	st := h.deps.Stream.Status()
+	s := h.deps.Settings.Get()
+	p2p := h.p2pStatus(s)
 	writeJSON(w, http.StatusOK, adminStatusResponse{
 		Online:        st.Online,
 		Broadcaster:   st.Broadcaster,
-		StreamTitle:   h.deps.Settings.Get().StreamTitle,
+		ViewerCount:   p2p.Playback.Viewers,
+		StreamTitle:   s.StreamTitle,
 		VersionNumber: h.deps.Version,
+		P2P:           p2p,
 	})
 }
 
@@ -39,11 +44,12 @@ type streamKey struct {
 // /api/admin/serverconfig that Starling has. The stream key is here for
 // the streamer; the admin password never is.
 type serverConfigResponse struct {
-	InstanceDetails instanceDetails `json:"instanceDetails"`
-	StreamKeys      []streamKey     `json:"streamKeys"`
-	VideoSettings   videoSettings   `json:"videoSettings"`
-	FFmpegPath      string          `json:"ffmpegPath"`
-	VersionNumber   string          `json:"versionNumber"`
+	InstanceDetails instanceDetails  `json:"instanceDetails"`
+	StreamKeys      []streamKey      `json:"streamKeys"`
+	VideoSettings   videoSettings    `json:"videoSettings"`
+	P2P             core.P2PSettings `json:"p2p"`
+	FFmpegPath      string           `json:"ffmpegPath"`
+	VersionNumber   string           `json:"versionNumber"`
 }
 
 type instanceDetails struct {
@@ -70,6 +76,7 @@ func (h *Handlers) ServerConfig(w http.ResponseWriter, r *http.Request) {
 			SegmentSeconds:       s.Video.SegmentSeconds,
 			PlaylistSegments:     s.Video.PlaylistSegments,
 		},
+		P2P:           s.P2P,
 		FFmpegPath:    h.deps.FFmpeg,
 		VersionNumber: h.deps.Version,
 	})

@@ -36,7 +36,11 @@ type Deps struct {
 	// Version is reported as versionNumber.
 	Version string
 	// FFmpeg is the ffmpeg executable, shown to admins.
-	FFmpeg string
+	FFmpeg   string
+	Playback playbackStats
+	Tracker  trackerStats
+	// P2PDisabled turns P2P off for this run, whatever the settings say.
+	P2PDisabled bool
 }
 
 // Handlers are the API's handlers.

@@ -21,6 +21,7 @@ func (h *Handlers) Status(w http.ResponseWriter, r *http.Request) {
 	st := h.deps.Stream.Status()
 	writeJSON(w, http.StatusOK, statusResponse{
 		Online:             st.Online,
+		ViewerCount:        h.deps.Playback.Stats(time.Now()).Viewers,
 		LastConnectTime:    timePtr(st.LastConnect),
 		LastDisconnectTime: timePtr(st.LastDisconnect),
 		VersionNumber:      h.deps.Version,
@@ -32,13 +33,14 @@ func (h *Handlers) Status(w http.ResponseWriter, r *http.Request) {
 // configResponse is the part of Owncast's GET /api/config that Starling
 // has: what the viewer page shows.
 type configResponse struct {
-	Name           string   `json:"name"`
-	Summary        string   `json:"summary"`
-	StreamTitle    string   `json:"streamTitle"`
-	OfflineMessage string   `json:"offlineMessage"`
-	Tags           []string `json:"tags"`
-	NSFW           bool     `json:"nsfw"`
-	Version        string   `json:"version"`
+	Name           string    `json:"name"`
+	Summary        string    `json:"summary"`
+	StreamTitle    string    `json:"streamTitle"`
+	OfflineMessage string    `json:"offlineMessage"`
+	Tags           []string  `json:"tags"`
+	NSFW           bool      `json:"nsfw"`
+	Version        string    `json:"version"`
+	P2P            p2pConfig `json:"p2p"`
 }
 
 // Config answers GET /api/config: the public settings.
@@ -51,5 +53,6 @@ func (h *Handlers) Config(w http.ResponseWriter, r *http.Request) {
 		OfflineMessage: s.OfflineMessage,
 		Tags:           []string{},
 		Version:        h.deps.Version,
+		P2P:            h.p2pConfig(s),
 	})
 }

@@ -30,6 +30,65 @@ type Settings struct {
 	OfflineMessage string `json:"offlineMessage"`
 	// Video decides what ffmpeg makes of the publisher's stream.
 	Video VideoSettings `json:"video"`
+	// P2P decides how viewers share segments with each other.
+	P2P P2PSettings `json:"p2p"`
+}
+
+// P2PSettings configure peer-to-peer delivery between viewers.
+type P2PSettings struct {
+	// Enabled lets viewers' pages fetch segments from each other.
+	Enabled bool `json:"enabled"`
+	// ICEServers are the STUN and TURN servers viewers use to reach each
+	// other across NATs. None are needed on a LAN. TURN credentials are
+	// handed to every viewer: use ones made for that.
+	ICEServers []ICEServer `json:"iceServers"`
+	// HighDemandTimeWindow, in seconds: segments starting within it of the
+	// playhead are fetched over HTTP at once; beyond it, from peers.
+	HighDemandTimeWindow float64 `json:"highDemandTimeWindow"`
+	// LiveSyncDurationCount is how many segments behind the live edge the
+	// player stays (hls.js). Latency is about (this + 1) segments.
+	LiveSyncDurationCount int `json:"liveSyncDurationCount"`
+	// SimultaneousHTTPDownloads caps a viewer's parallel HTTP fetches.
+	SimultaneousHTTPDownloads int `json:"simultaneousHttpDownloads"`
+}
+
+// ICEServer is a STUN or TURN server, as WebRTC's RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Validate checks the P2P settings.
+func (p P2PSettings) Validate() error {
+	var errs []error
+	for _, s := range p.ICEServers {
+		if len(s.URLs) == 0 {
+			errs = append(errs, errors.New("an ICE server has no URL: give stun:HOST:PORT or turn:HOST:PORT"))
+		}
+		for _, u := range s.URLs {
+			scheme, _, _ := strings.Cut(u, ":")
+			switch scheme {
+			case "stun", "stuns":
+			case "turn", "turns":
+				if s.Username == "" || s.Credential == "" {
+					errs = append(errs, fmt.Errorf("TURN server %s needs a username and a credential", u))
+				}
+			default:
+				errs = append(errs, fmt.Errorf("ICE server URL %q must start with stun:, stuns:, turn: or turns:", u))
+			}
+		}
+	}
+	if p.HighDemandTimeWindow < 1 || p.HighDemandTimeWindow > 60 {
+		errs = append(errs, fmt.Errorf("high-demand time window %g s is out of range: use 1 to 60", p.HighDemandTimeWindow))
+	}
+	if p.LiveSyncDurationCount < 2 || p.LiveSyncDurationCount > 20 {
+		errs = append(errs, fmt.Errorf("live sync duration count %d is out of range: use 2 to 20 segments", p.LiveSyncDurationCount))
+	}
+	if p.SimultaneousHTTPDownloads < 1 || p.SimultaneousHTTPDownloads > 6 {
+		errs = append(errs, fmt.Errorf("simultaneous HTTP downloads %d is out of range: use 1 to 6", p.SimultaneousHTTPDownloads))
+	}
+	return errors.Join(errs...)
 }
 
 // VideoSettings are the transcoder and HLS packaging settings.
@@ -150,12 +209,25 @@ func DefaultSettings() Settings {
 				CPUUsageLevel:    2,
 			}},
 		},
+		// The windows are tuned together with the segment length: measured
+		// offload and latency are in docs/benchmarks.md.
+		P2P: P2PSettings{
+			Enabled:                   true,
+			ICEServers:                []ICEServer{},
+			HighDemandTimeWindow:      4,
+			LiveSyncDurationCount:     5,
+			SimultaneousHTTPDownloads: 2,
+		},
 	}
 }
 
 func (s *Settings) clone() *Settings {
 	c := *s
 	c.Video.Variants = slices.Clone(s.Video.Variants)
+	c.P2P.ICEServers = slices.Clone(s.P2P.ICEServers)
+	for i := range c.P2P.ICEServers {
+		c.P2P.ICEServers[i].URLs = slices.Clone(c.P2P.ICEServers[i].URLs)
+	}
 	return &c
 }
 
@@ -204,7 +276,7 @@ func (ss *SettingsStore) Update(ctx context.Context, change func(*Settings) erro
 	if err := change(next); err != nil {
 		return nil, err
 	}
-	if err := next.Video.Validate(); err != nil {
+	if err := errors.Join(next.Video.Validate(), next.P2P.Validate()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
 	}
 	raw, err := json.Marshal(next)

@@ -53,15 +53,27 @@ const (
 	stateLastDisconnect = "last_disconnect_time"
 )
 
+// Listener is told when a broadcast starts and ends, in order, outside
+// the Stream's lock.
+type Listener interface {
+	BroadcastStarted(Status)
+	BroadcastEnded(Status)
+}
+
 // Stream is the live state of the one stream this server carries.
 type Stream struct {
 	log   *slog.Logger
 	store *data.Store
+	// listeners are set before the server starts and never change.
+	listeners []Listener
 
 	// mu guards status; Status hands out copies.
 	mu     sync.Mutex
 	status Status
 }
+
+// AddListener adds l. Call it before the server starts.
+func (s *Stream) AddListener(l Listener) { s.listeners = append(s.listeners, l) }
 
 // NewStream loads the times of the last broadcast.
 func NewStream(ctx context.Context, log *slog.Logger, store *data.Store) (*Stream, error) {
@@ -86,8 +98,8 @@ func NewStream(ctx context.Context, log *slog.Logger, store *data.Store) (*Strea
 // Begin makes b the live broadcaster, or returns ErrAlreadyLive.
 func (s *Stream) Begin(b Broadcaster) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.status.Online {
+		s.mu.Unlock()
 		return ErrAlreadyLive
 	}
 	now := b.Time
@@ -95,6 +107,11 @@ func (s *Stream) Begin(b Broadcaster) error {
 	s.status.Broadcaster = &b
 	s.status.LastConnect = &now
 	s.persist(stateLastConnect, now)
+	s.mu.Unlock()
+	st := s.Status()
+	for _, l := range s.listeners {
+		l.BroadcastStarted(st)
+	}
 	return nil
 }
 
@@ -112,8 +129,8 @@ func (s *Stream) SetDetails(d StreamDetails) {
 // End marks the broadcast as over.
 func (s *Stream) End() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.status.Online {
+		s.mu.Unlock()
 		return
 	}
 	now := time.Now()
@@ -121,6 +138,11 @@ func (s *Stream) End() {
 	s.status.Broadcaster = nil
 	s.status.LastDisconnect = &now
 	s.persist(stateLastDisconnect, now)
+	s.mu.Unlock()
+	st := s.Status()
+	for _, l := range s.listeners {
+		l.BroadcastEnded(st)
+	}
 }
 
 // persist stores a broadcast time. Losing one is harmless (the status shows

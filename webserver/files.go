@@ -21,6 +21,7 @@ import (
 var hlsTypes = map[string]struct{ contentType, cacheControl string }{
 	".m3u8": {"application/vnd.apple.mpegurl", "no-cache"},
 	".ts":   {"video/mp2t", "public, max-age=31536000, immutable"},
+	".json": {"application/json", "no-cache"}, // segment hashes
 }
 
 // hlsFiles serves the published stream from its directory: only stream

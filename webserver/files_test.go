@@ -53,6 +53,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 	s, err := New(Deps{
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Handlers:     controllers.New(controllers.Deps{}),
+		Tracker:      http.NotFoundHandler(),
 		HLSDir:       hlsDir,
 		ThumbnailDir: thumbs,
 		Web:          web,

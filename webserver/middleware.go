@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -117,8 +116,7 @@ func requireAdmin(log *slog.Logger, auth adminAuth, next http.Handler) http.Hand
 			return
 		}
 		if ok {
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			log.Warn("admin login failed", "remote", host, "path", r.URL.Path)
+			log.Warn("admin login failed", "remote", ClientIP(r), "path", r.URL.Path)
 		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="Starling admin", charset="UTF-8"`)
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")

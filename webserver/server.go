@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -32,6 +33,11 @@ type Deps struct {
 	ThumbnailDir string
 	// Web is the built viewer page, served at /.
 	Web fs.FS
+	// Tracker is the P2P tracker's WebSocket endpoint.
+	Tracker http.Handler
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (see ClientIP).
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP server.
@@ -75,12 +81,18 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("POST /api/admin/config/offlinemessage", admin(h.SetOfflineMessage()))
 	mux.Handle("POST /api/admin/config/video/streamoutputvariants", admin(h.SetVideoVariants))
 	mux.Handle("POST /api/admin/config/streamkeys", admin(h.SetStreamKeys))
+	mux.Handle("POST /api/admin/config/p2p", admin(h.SetP2P))
+	// Every viewer's page reports every few seconds; a flood from one
+	// address is cut short.
+	mux.Handle("POST /api/metrics/playback", newIPLimiter(5, 20).wrap(http.HandlerFunc(h.RecordPlayback)))
+	mux.Handle("GET /metrics", requireAdmin(d.Logger, d.Admin, h.Metrics()))
+	mux.Handle("GET "+controllers.TrackerPath, d.Tracker)
 	mux.HandleFunc("/api/", apiNotFound)
 	mux.Handle("/hls/", http.StripPrefix("/hls/", &hlsFiles{root: hlsRoot}))
 	mux.Handle("GET /thumbnail.jpg", &thumbnail{root: thumbRoot})
 	mux.Handle("/", web)
 
-	s.handler = requestID(accessLog(d.Logger, securityHeaders(recoverPanics(d.Logger, mux))))
+	s.handler = requestID(clientIP(d.TrustedProxies, accessLog(d.Logger, securityHeaders(recoverPanics(d.Logger, mux)))))
 	return s, nil
 }
 

@@ -12,7 +12,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -67,7 +70,34 @@ type Packager struct {
 	ids     int
 	current *Broadcast
 	latest  Segment
+	// renditions are the published master playlist's variants; version
+	// changes whenever they do.
+	renditions []Rendition
+	version    uint64
 }
+
+// Rendition is a variant as the published master playlist announces it.
+// Viewers' P2P swarms derive from it, so the tracker accepts exactly the
+// swarms of these.
+type Rendition struct {
+	Bandwidth int    // BANDWIDTH, bit/s
+	Codecs    string // CODECS
+	Width     int    // RESOLUTION
+	Height    int
+}
+
+// Renditions returns the variants of the published master playlist (none
+// while offline) and a version that changes when they do.
+func (p *Packager) Renditions() ([]Rendition, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.renditions, p.version
+}
+
+// SegmentHashes is the name of each variant's list of segment SHA-256
+// sums, beside its playlist: {"seg-N.ts": "hex", ...} for every segment
+// still stored. Viewers check a segment from a peer against it.
+const SegmentHashes = "segments.json"
 
 // Segment is a published segment.
 type Segment struct {
@@ -154,6 +184,7 @@ func (p *Packager) Begin(ctx context.Context, o Options) *Broadcast {
 	}
 	p.current = b
 	p.latest = Segment{}
+	p.setRenditions(nil)
 	return b
 }
 
@@ -185,6 +216,7 @@ type variant struct {
 	// published playlist state
 	window        []*m3u8.MediaSegment // listed, oldest first
 	retired       []string             // left the window, still stored
+	hashes        map[string]string    // segment URI -> SHA-256 hex, of every stored segment
 	nextSeq       uint64
 	discSeq       uint64
 	target        float64
@@ -227,7 +259,13 @@ func (b *Broadcast) End(ctx context.Context) {
 		if err := p.storage.Delete(ctx, MasterPlaylist); err != nil {
 			p.log.Error("could not withdraw the master playlist", "err", err)
 		}
+		p.setRenditions(nil)
 	}
+}
+
+func (p *Packager) setRenditions(rs []Rendition) {
+	p.renditions = rs
+	p.version++
 }
 
 // errStale refuses output of a run or broadcast that has been superseded.
@@ -389,6 +427,7 @@ func (b *Broadcast) variant(i int) *variant {
 			index:   len(b.variants),
 			bodies:  map[int][]byte{},
 			listed:  map[int]listing{},
+			hashes:  map[string]string{},
 			nextSeq: b.firstSeq,
 		})
 	}
@@ -421,6 +460,8 @@ func (b *Broadcast) publish(ctx context.Context, v *variant) {
 			v.discontinuity = true
 			continue
 		}
+		sum := sha256.Sum256(data)
+		v.hashes[uri] = hex.EncodeToString(sum[:])
 		pdt := l.pdt
 		if pdt.IsZero() {
 			pdt = p.now().Add(-time.Duration(l.duration * float64(time.Second)))
@@ -453,10 +494,27 @@ func (b *Broadcast) publish(ctx context.Context, v *variant) {
 		if err := p.storage.Delete(ctx, v.retired[0]); err != nil {
 			p.log.Warn("could not remove an old segment", "segment", v.retired[0], "err", err)
 		}
+		delete(v.hashes, path.Base(v.retired[0]))
 		v.retired = v.retired[1:]
 	}
+	// The hashes go out before the playlist naming the new segment: a
+	// viewer never meets a segment it cannot check.
+	b.writeHashes(ctx, v)
 	b.writePlaylist(ctx, v, false)
 	b.writeMaster(ctx)
+}
+
+// writeHashes stores v's list of segment hashes.
+func (b *Broadcast) writeHashes(ctx context.Context, v *variant) {
+	raw, err := json.Marshal(v.hashes)
+	if err != nil {
+		b.p.log.Error("could not encode segment hashes", "err", err)
+		return
+	}
+	name := fmt.Sprintf("%d/%s", v.index, SegmentHashes)
+	if err := b.p.storage.Put(ctx, name, raw); err != nil {
+		b.p.log.Error("could not store segment hashes", "list", name, "err", err)
+	}
 }
 
 // writePlaylist stores v's media playlist.
@@ -493,6 +551,7 @@ func (b *Broadcast) writeMaster(ctx context.Context) {
 	}
 	m := m3u8.NewMasterPlaylist()
 	m.SetIndependentSegments(true)
+	var rs []Rendition
 	for i, fv := range b.master.Variants {
 		if i >= len(b.variants) || len(b.variants[i].window) == 0 {
 			return
@@ -502,6 +561,9 @@ func (b *Broadcast) writeMaster(ctx context.Context) {
 			params.Bandwidth = uint32(b.opts.Bandwidths[i])
 		}
 		m.Append(fmt.Sprintf("%d/%s", i, MasterPlaylist), nil, params)
+		r := Rendition{Bandwidth: int(params.Bandwidth), Codecs: params.Codecs}
+		fmt.Sscanf(params.Resolution, "%dx%d", &r.Width, &r.Height)
+		rs = append(rs, r)
 	}
 	raw := m.Encode().Bytes()
 	if bytes.Equal(raw, b.written) {
@@ -512,4 +574,5 @@ func (b *Broadcast) writeMaster(ctx context.Context) {
 		return
 	}
 	b.written = bytes.Clone(raw)
+	b.p.setRenditions(rs)
 }

@@ -3,6 +3,9 @@ package hls
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -191,6 +194,15 @@ func TestMasterWaitsForEveryVariant(t *testing.T) {
 	if m.Variants[0].Codecs != "avc1.64001e,mp4a.40.2" || m.Variants[0].Resolution != "640x360" {
 		t.Errorf("codecs or resolution lost: %+v", m.Variants[0].VariantParams)
 	}
+	rs, v1 := p.Renditions()
+	want := []Rendition{{2_000_000, "avc1.64001e,mp4a.40.2", 640, 360}, {75900, "avc1.64001e,mp4a.40.2", 640, 360}}
+	if fmt.Sprint(rs) != fmt.Sprint(want) {
+		t.Errorf("renditions %+v, want %+v", rs, want)
+	}
+	b.End(context.Background())
+	if rs, v2 := p.Renditions(); rs != nil || v2 == v1 {
+		t.Errorf("after the end: renditions %+v, version %d -> %d", rs, v1, v2)
+	}
 }
 
 func TestSequenceRunsOnAcrossRestartsWithDiscontinuity(t *testing.T) {
@@ -259,6 +271,26 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "0", fmt.Sprintf("seg-%d.ts", pl.SeqNo-4))); !os.IsNotExist(err) {
 		t.Errorf("segment past retention still exists")
+	}
+
+	// The hash list covers exactly the stored segments, with their SHA-256.
+	raw, err := os.ReadFile(filepath.Join(dir, "0", SegmentHashes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes map[string]string
+	if err := json.Unmarshal(raw, &hashes); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+	if len(hashes) != len(files) {
+		t.Errorf("%d hashes for %d stored segments", len(hashes), len(files))
+	}
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		sum := sha256.Sum256(data)
+		if hashes[filepath.Base(f)] != hex.EncodeToString(sum[:]) {
+			t.Errorf("hash of %s is %q", filepath.Base(f), hashes[filepath.Base(f)])
+		}
 	}
 }
 

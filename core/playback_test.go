@@ -1,0 +1,64 @@
+package core
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+)
+
+func TestPlaybackAggregatesDeltas(t *testing.T) {
+	p := NewPlayback()
+	t0 := time.Unix(1_800_000_000, 0)
+	rec := func(at time.Duration, r PlaybackReport) {
+		t.Helper()
+		if err := p.Record(r, t0.Add(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec(0, PlaybackReport{ViewerID: "viewer-a1", HTTPBytes: 1000, P2PEnabled: true})
+	rec(time.Second, PlaybackReport{ViewerID: "viewer-b1", HTTPBytes: 500, P2PBytes: 500, P2PEnabled: true})
+	rec(5*time.Second, PlaybackReport{ViewerID: "viewer-a1", HTTPBytes: 1000, P2PBytes: 3000, P2PUploadedBytes: 700, P2PEnabled: true})
+	// b reloaded its page: its counters start again.
+	rec(6*time.Second, PlaybackReport{ViewerID: "viewer-b1", HTTPBytes: 100})
+
+	st := p.Stats(t0.Add(7 * time.Second))
+	if st.Viewers != 2 || st.P2PViewers != 1 {
+		t.Errorf("viewers %d, p2p viewers %d", st.Viewers, st.P2PViewers)
+	}
+	if st.HTTPBytes != 1600 || st.P2PBytes != 3500 || st.P2PUploadedBytes != 700 {
+		t.Errorf("totals %+v", st)
+	}
+	if want := 3500.0 / 5100; math.Abs(st.OffloadRatio-want) > 1e-9 {
+		t.Errorf("offload %.4f, want %.4f", st.OffloadRatio, want)
+	}
+
+	// The ratio covers the last minute only; viewers that went quiet are
+	// forgotten, totals stay.
+	rec(50*time.Second, PlaybackReport{ViewerID: "viewer-a1", HTTPBytes: 2000, P2PBytes: 3000})
+	st = p.Stats(t0.Add(70 * time.Second))
+	if st.OffloadRatio != 0 || st.Viewers != 1 || st.HTTPBytes != 2600 {
+		t.Errorf("a minute later: %+v", st)
+	}
+	if st = p.Stats(t0.Add(200 * time.Second)); st.Viewers != 0 || st.OffloadRatio != 0 {
+		t.Errorf("much later: %+v", st)
+	}
+}
+
+func TestPlaybackRefusesBadReports(t *testing.T) {
+	p := NewPlayback()
+	now := time.Now()
+	for _, r := range []PlaybackReport{
+		{ViewerID: "short"},
+		{ViewerID: "has spaces in it"},
+		{ViewerID: "viewer-ok1", HTTPBytes: -1},
+		{ViewerID: "viewer-ok1", P2PBytes: 2 << 30},
+	} {
+		if err := p.Record(r, now); !errors.Is(err, ErrBadReport) {
+			t.Errorf("%+v: %v, want ErrBadReport", r, err)
+		}
+	}
+	if st := p.Stats(now); st.P2PBytes != 0 {
+		t.Errorf("a refused report counted: %+v", st)
+	}
+}
