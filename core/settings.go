@@ -75,7 +75,7 @@ func (p P2PSettings) Validate() error {
 					errs = append(errs, fmt.Errorf("TURN server %s needs a username and a credential", u))
 				}
 			default:
-				errs = append(errs, fmt.Errorf("ICE server URL %q must start with stun:, stuns:, turn: or turns:", u))
+				errs = append(errs, fmt.Errorf("ICE server URL %q must use the scheme stun, stuns, turn or turns", u))
 			}
 		}
 	}
