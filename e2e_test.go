@@ -220,25 +220,45 @@ func TestLivePipeline(t *testing.T) {
 }
 
 func TestPassthrough(t *testing.T) {
-	s := startServer(t)
-	s.setVariants(core.Variant{Name: "source", VideoPassthrough: true, AudioPassthrough: true})
-	publish(t, s.RTMPURL+"/"+testStreamKey)
-	pl := s.waitSegments("/hls/0/stream.m3u8", 2)
-	seg := pl.GetAllSegments()[0]
-	code, data := s.get("/hls/0/" + seg.URI)
-	if code != http.StatusOK {
-		t.Fatalf("segment: %d", code)
-	}
-	pr := ffprobe(t, data)
-	if len(pr.Streams) != 2 || pr.Streams[0].CodecName != "h264" || pr.Streams[0].Width != 640 || pr.Streams[1].CodecName != "aac" {
-		t.Errorf("passthrough segment probes as %+v", pr.Streams)
-	}
-	// The publisher's key frames come every 60 frames at 30 fps.
-	if math.Abs(seg.Duration-2) > 0.1 {
-		t.Errorf("segment lasts %.3f s, want 2 (the publisher's key frame interval)", seg.Duration)
-	}
-	if strings.Contains(s.logs.String(), "libx264") {
-		t.Error("passthrough ran the x264 encoder")
+	for _, tc := range []struct {
+		name    string
+		extra   []string
+		streams int
+	}{
+		{"video and audio", nil, 2},
+		// Without audio and without an announced bit rate, ffmpeg knows no
+		// bandwidth for the master playlist: Starling must supply one.
+		{"video only, no bit rate announced", []string{"-an"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t)
+			s.setVariants(core.Variant{Name: "source", VideoPassthrough: true, AudioPassthrough: true})
+			publish(t, s.RTMPURL+"/"+testStreamKey, tc.extra...)
+			testrig.Eventually(t, 60*time.Second, "the master playlist", func() (bool, string) {
+				code, b := s.get("/hls/stream.m3u8")
+				return code == http.StatusOK && strings.Contains(string(b), "BANDWIDTH="), string(b)
+			})
+			pl := s.waitSegments("/hls/0/stream.m3u8", 2)
+			seg := pl.GetAllSegments()[0]
+			code, data := s.get("/hls/0/" + seg.URI)
+			if code != http.StatusOK {
+				t.Fatalf("segment: %d", code)
+			}
+			pr := ffprobe(t, data)
+			if len(pr.Streams) != tc.streams || pr.Streams[0].CodecName != "h264" || pr.Streams[0].Width != 640 {
+				t.Errorf("passthrough segment probes as %+v", pr.Streams)
+			}
+			if tc.streams == 2 && pr.Streams[1].CodecName != "aac" {
+				t.Errorf("audio probes as %+v", pr.Streams[1])
+			}
+			// The publisher's key frames come every 60 frames at 30 fps.
+			if math.Abs(seg.Duration-2) > 0.1 {
+				t.Errorf("segment lasts %.3f s, want 2 (the publisher's key frame interval)", seg.Duration)
+			}
+			if strings.Contains(s.logs.String(), "libx264") {
+				t.Error("passthrough ran the x264 encoder")
+			}
+		})
 	}
 }
 

@@ -72,9 +72,20 @@ func (t Tag) IsSequenceHeader() bool {
 	return false
 }
 
-// Header is the FLV file header announcing audio and video, followed by the
-// zero PreviousTagSize that precedes the first tag.
-var Header = []byte{'F', 'L', 'V', 1, 0x05, 0, 0, 0, 9, 0, 0, 0, 0}
+// Header returns the FLV file header, followed by the zero
+// PreviousTagSize that precedes the first tag. It must announce only the
+// tracks there are: ffmpeg waits a long time for a track the header
+// promises.
+func Header(audio, video bool) []byte {
+	var flags byte
+	if audio {
+		flags |= 0x04
+	}
+	if video {
+		flags |= 0x01
+	}
+	return []byte{'F', 'L', 'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0}
+}
 
 // maxDataSize is the largest body a tag header can describe (24 bits).
 const maxDataSize = 1<<24 - 1

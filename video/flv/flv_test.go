@@ -27,6 +27,18 @@ func TestWriteTag(t *testing.T) {
 	}
 }
 
+func TestHeaderAnnouncesOnlyTheTracksThereAre(t *testing.T) {
+	for _, tt := range []struct {
+		audio, video bool
+		flags        byte
+	}{{true, true, 0x05}, {false, true, 0x01}, {true, false, 0x04}} {
+		h := Header(tt.audio, tt.video)
+		if len(h) != 13 || string(h[:3]) != "FLV" || h[4] != tt.flags {
+			t.Errorf("Header(%v, %v) = % x", tt.audio, tt.video, h)
+		}
+	}
+}
+
 func TestTagKinds(t *testing.T) {
 	tests := []struct {
 		tag            Tag

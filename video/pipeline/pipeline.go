@@ -18,6 +18,7 @@ import (
 type streamState interface {
 	Begin(core.Broadcaster) error
 	SetDetails(core.StreamDetails)
+	Status() core.Status
 	End()
 }
 
@@ -70,11 +71,19 @@ func (p *Pipeline) Publish(pub ingest.Publish) (ingest.Session, error) {
 		Logger:  log,
 		Program: p.deps.FFmpeg,
 		Args: func(hasAudio bool) []string {
+			// The encoder's metadata arrives before its first key frame,
+			// which is when ffmpeg starts.
+			var src core.StreamDetails
+			if br := p.deps.Stream.Status().Broadcaster; br != nil {
+				src = br.StreamDetails
+			}
 			return transcode.Args(transcode.Job{
-				Variants:       video.Variants,
-				SegmentSeconds: video.SegmentSeconds,
-				HasAudio:       hasAudio,
-				OutputURL:      b.NextRunURL(),
+				Variants:        video.Variants,
+				SegmentSeconds:  video.SegmentSeconds,
+				HasAudio:        hasAudio,
+				OutputURL:       b.NextRunURL(),
+				SourceVideoKbps: src.VideoBitrate,
+				SourceAudioKbps: src.AudioBitrate,
 			})
 		},
 	})

@@ -19,6 +19,11 @@ type Job struct {
 	// HasAudio is whether the publisher sends audio; ffmpeg's HLS muxer
 	// needs to know, because var_stream_map names every stream.
 	HasAudio bool
+	// SourceVideoKbps and SourceAudioKbps are the publisher's bit rates as
+	// its encoder announced them, 0 if it did not. Passthrough variants
+	// tell them to ffmpeg: without a bit rate its HLS muxer leaves a
+	// variant out of the master playlist.
+	SourceVideoKbps, SourceAudioKbps int
 	// OutputURL is where ffmpeg PUTs its output, ending in "/": the master
 	// playlist at OutputURL+"stream.m3u8", variant i's media playlist at
 	// OutputURL+"i/stream.m3u8" and its segments beside it.
@@ -43,9 +48,9 @@ func Args(j Job) []string {
 	}
 	var streamMap []string
 	for i, v := range j.Variants {
-		a = append(a, videoArgs(i, v, j.SegmentSeconds)...)
+		a = append(a, videoArgs(i, v, j)...)
 		if j.HasAudio {
-			a = append(a, audioArgs(i, v)...)
+			a = append(a, audioArgs(i, v, j)...)
 			streamMap = append(streamMap, fmt.Sprintf("v:%d,a:%d", i, i))
 		} else {
 			streamMap = append(streamMap, fmt.Sprintf("v:%d", i))
@@ -106,14 +111,28 @@ func videoFilter(v core.Variant) string {
 	return strings.Join(f, ",")
 }
 
-func videoArgs(i int, v core.Variant, segmentSeconds int) []string {
+// Bit rates assumed for a passthrough whose encoder did not announce its
+// own: high, because the master playlist's BANDWIDTH is a peak.
+const (
+	unknownVideoKbps = 6000
+	unknownAudioKbps = 160
+)
+
+func orDefault(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
+}
+
+func videoArgs(i int, v core.Variant, j Job) []string {
 	s := ":v:" + strconv.Itoa(i)
 	if v.VideoPassthrough {
-		return []string{"-map", "0:v:0", "-c" + s, "copy"}
+		return []string{"-map", "0:v:0", "-c" + s, "copy", "-b" + s, kbps(orDefault(j.SourceVideoKbps, unknownVideoKbps))}
 	}
 	// One key frame per segment, at its start: segments cut exactly at
 	// SegmentSeconds and every one can be decoded on its own.
-	gop := strconv.Itoa(v.Framerate * segmentSeconds)
+	gop := strconv.Itoa(v.Framerate * j.SegmentSeconds)
 	return []string{
 		"-map", fmt.Sprintf("[v%d]", i),
 		"-c" + s, "libx264",
@@ -129,10 +148,10 @@ func videoArgs(i int, v core.Variant, segmentSeconds int) []string {
 	}
 }
 
-func audioArgs(i int, v core.Variant) []string {
+func audioArgs(i int, v core.Variant, j Job) []string {
 	s := ":a:" + strconv.Itoa(i)
 	if v.AudioPassthrough {
-		return []string{"-map", "0:a:0", "-c" + s, "copy"}
+		return []string{"-map", "0:a:0", "-c" + s, "copy", "-b" + s, kbps(orDefault(j.SourceAudioKbps, unknownAudioKbps))}
 	}
 	return []string{"-map", "0:a:0", "-c" + s, "aac", "-b" + s, kbps(v.AudioBitrate), "-ac" + s, "2"}
 }

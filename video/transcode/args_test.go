@@ -25,7 +25,7 @@ func TestArgsGolden(t *testing.T) {
 				" -filter_complex [0:v:0]scale=-2:'trunc(min(720,ih)/2)*2',fps=30,format=yuv420p[v0]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 veryfast -tune:v:0 zerolatency -profile:v:0 high" +
 				" -b:v:0 2500k -maxrate:v:0 2750k -bufsize:v:0 5000k -g:v:0 60 -keyint_min:v:0 60 -sc_threshold:v:0 0" +
-				" -map 0:a:0 -c:a:0 copy" +
+				" -map 0:a:0 -c:a:0 copy -b:a:0 160k" +
 				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
@@ -34,10 +34,10 @@ func TestArgsGolden(t *testing.T) {
 			name: "passthrough",
 			job: Job{
 				Variants:       []core.Variant{{Name: "source", VideoPassthrough: true, AudioPassthrough: true}},
-				SegmentSeconds: 4, HasAudio: true, OutputURL: out,
+				SegmentSeconds: 4, HasAudio: true, OutputURL: out, SourceVideoKbps: 4500, SourceAudioKbps: 128,
 			},
 			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
-				" -map 0:v:0 -c:v:0 copy -map 0:a:0 -c:a:0 copy" +
+				" -map 0:v:0 -c:v:0 copy -b:v:0 4500k -map 0:a:0 -c:a:0 copy -b:a:0 128k" +
 				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
@@ -59,7 +59,7 @@ func TestArgsGolden(t *testing.T) {
 				" -b:v:0 6000k -maxrate:v:0 6600k -bufsize:v:0 12000k -g:v:0 180 -keyint_min:v:0 180 -sc_threshold:v:0 0" +
 				" -map [v1] -c:v:1 libx264 -preset:v:1 ultrafast -tune:v:1 zerolatency -profile:v:1 high" +
 				" -b:v:1 1200k -maxrate:v:1 1320k -bufsize:v:1 2400k -g:v:1 90 -keyint_min:v:1 90 -sc_threshold:v:1 0" +
-				" -map 0:v:0 -c:v:2 copy" +
+				" -map 0:v:0 -c:v:2 copy -b:v:2 6000k" +
 				" -max_muxing_queue_size 1024 -f hls -hls_time 3 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0 v:1 v:2" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",

@@ -302,7 +302,7 @@ func (s *Session) runOnce(n int, first flv.Tag) error {
 		pw.SetWriteDeadline(time.Now().Add(s.policy.Stall))
 		return flv.WriteTag(pw, t)
 	}
-	_, werr := pw.Write(flv.Header)
+	_, werr := pw.Write(flv.Header(hasAudio, true))
 	for _, t := range append(prelude, first) {
 		if werr == nil {
 			werr = write(t)

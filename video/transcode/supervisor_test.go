@@ -116,10 +116,10 @@ func feed(s *Session, stop <-chan struct{}) {
 // readTags parses an FLV file into its tags.
 func readTags(t *testing.T, b []byte) []flv.Tag {
 	t.Helper()
-	if !bytes.HasPrefix(b, flv.Header) {
-		t.Fatalf("input does not start with the FLV header: % x", b[:min(len(b), 13)])
+	if !bytes.HasPrefix(b, flv.Header(true, true)) {
+		t.Fatalf("input does not start with the FLV header of an audio and video stream: % x", b[:min(len(b), 13)])
 	}
-	b = b[len(flv.Header):]
+	b = b[len(flv.Header(true, true)):]
 	var tags []flv.Tag
 	for len(b) >= 15 {
 		n := int(b[1])<<16 | int(b[2])<<8 | int(b[3])
