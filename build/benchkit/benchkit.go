@@ -1,0 +1,165 @@
+// Package benchkit is what the benchmarks and load tools under build/
+// share: a Starling process built from this checkout and started on
+// loopback, and readings of a process's CPU time and memory.
+package benchkit
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Secrets of the servers benchmarks start.
+const (
+	StreamKey     = "bench-stream-key"
+	AdminPassword = "bench-admin-password"
+)
+
+// Server is a Starling process on loopback ports.
+type Server struct {
+	Web  string // http://127.0.0.1:PORT
+	RTMP string // rtmp://127.0.0.1:PORT/live
+	cmd  *exec.Cmd
+	dir  string
+}
+
+// Build compiles Starling from the checkout in the working directory into
+// dir and returns the binary's path.
+func Build(dir string) (string, error) {
+	bin := filepath.Join(dir, "starling")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+var addrLine = regexp.MustCompile(`(Watch|Publish to):\s+(\S+)`)
+
+// Start runs bin with a fresh data directory under dir and the given extra
+// flags, and waits until it prints its addresses.
+func Start(bin, dir string, flags ...string) (*Server, error) {
+	data, err := os.MkdirTemp(dir, "data-")
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--data", data,
+		"--stream-key", StreamKey, "--admin-password", AdminPassword, "--log-level", "warn"}, flags...)
+	s := &Server{cmd: exec.Command(bin, args...), dir: data}
+	stdout, _ := s.cmd.StdoutPipe()
+	s.cmd.Stderr = os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && (s.Web == "" || s.RTMP == "") {
+		if m := addrLine.FindStringSubmatch(sc.Text()); m != nil {
+			if m[1] == "Watch" {
+				s.Web = strings.TrimSuffix(m[2], "/")
+			} else {
+				s.RTMP = m[2]
+			}
+		}
+	}
+	go io.Copy(io.Discard, stdout)
+	if s.Web == "" || s.RTMP == "" {
+		s.Stop()
+		return nil, fmt.Errorf("the server printed no addresses")
+	}
+	return s, nil
+}
+
+// PID is the server's process id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// Stop sends SIGTERM and waits for the server to exit.
+func (s *Server) Stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	os.RemoveAll(s.dir)
+}
+
+// Get fetches a path, as the admin if asAdmin.
+func (s *Server) Get(path string, asAdmin bool) ([]byte, bool) {
+	req, _ := http.NewRequest(http.MethodGet, s.Web+path, nil)
+	if asAdmin {
+		req.SetBasicAuth("admin", AdminPassword)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return b, err == nil && resp.StatusCode == http.StatusOK
+}
+
+// Admin POSTs a JSON body to an admin API path.
+func (s *Server) Admin(path, body string) error {
+	req, _ := http.NewRequest(http.MethodPost, s.Web+path, strings.NewReader(body))
+	req.SetBasicAuth("admin", AdminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
+	}
+	return nil
+}
+
+// CPUSeconds is the user and system CPU time of the process itself (its
+// children, such as ffmpeg, are not counted).
+func CPUSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ is 100 on Linux
+}
+
+// RSS is the process's resident memory in bytes.
+func RSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// Median of vs (0 if empty).
+func Median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// MB converts bytes to mebibytes.
+func MB(b int64) float64 { return float64(b) / (1 << 20) }
