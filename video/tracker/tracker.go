@@ -62,7 +62,7 @@ type Config struct {
 	// answer for twice as long is closed (30 s).
 	PingInterval time.Duration
 	// SendQueue is how many messages may wait for a slow client before it
-	// is disconnected (64).
+	// is disconnected (32).
 	SendQueue int
 }
 
@@ -86,7 +86,7 @@ func (c Config) withDefaults() Config {
 	num(&c.AnnounceBurst, 60)
 	num(&c.MaxSwarmsPerConn, 8)
 	num(&c.MaxPeers, 50_000)
-	num(&c.SendQueue, 64)
+	num(&c.SendQueue, 32)
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 64 << 10
 	}
@@ -242,7 +242,9 @@ func (t *Tracker) BroadcastStarted(core.Status) { t.Reset() }
 // BroadcastEnded empties the swarms of the ended broadcast.
 func (t *Tracker) BroadcastEnded(core.Status) { t.Reset() }
 
-// ServeHTTP upgrades a client to a WebSocket and serves it.
+// ServeHTTP upgrades a client to a WebSocket and serves it from goroutines
+// of its own: the HTTP server's goroutine, with its deep stack and
+// buffers, is released, which matters at thousands of viewers.
 func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := t.deps.ClientIP(r)
 	t.mu.Lock()
@@ -261,12 +263,12 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many tracker connections from your address", http.StatusTooManyRequests)
 		return
 	}
-	defer t.releaseIP(ip)
 
 	ws, err := t.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has answered: 403 for a foreign origin, 400 else.
 		t.log.Debug("tracker upgrade failed", "remote", ip, "err", err)
+		t.releaseIP(ip)
 		return
 	}
 	c := &conn{
@@ -282,13 +284,17 @@ func (t *Tracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t.closed {
 		t.mu.Unlock()
 		ws.Close()
+		t.releaseIP(ip)
 		return
 	}
 	t.conns[c] = struct{}{}
 	t.wg.Add(1)
 	t.mu.Unlock()
-	defer t.wg.Done()
-	c.serve()
+	go func() {
+		defer t.wg.Done()
+		defer t.releaseIP(ip)
+		c.serve()
+	}()
 }
 
 func (t *Tracker) releaseIP(ip string) {
