@@ -65,8 +65,8 @@ type testServer struct {
 	RTMPURL string // rtmp://127.0.0.1:PORT/live
 }
 
-// startServer runs Starling until the test ends.
-func startServer(t *testing.T) *testServer {
+// startServer runs Starling until the test ends; opts adjust its config.
+func startServer(t *testing.T, opts ...func(*config)) *testServer {
 	t.Helper()
 	requireTools(t, "ffmpeg", "ffprobe")
 	logs := &testrig.LogBuffer{}
@@ -78,6 +78,10 @@ func startServer(t *testing.T) *testServer {
 		AdminPassword: testAdminPassword,
 		FFmpeg:        "ffmpeg",
 		LogLevel:      slog.LevelDebug,
+		P2P:           true,
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, newLogger(logs, cfg.LogLevel))

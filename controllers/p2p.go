@@ -22,7 +22,7 @@ type p2pConfig struct {
 	Enabled                   bool             `json:"enabled"`
 	SwarmID                   string           `json:"swarmId,omitempty"`
 	TrackerPath               string           `json:"trackerPath,omitempty"`
-	ICEServers                []core.ICEServer `json:"iceServers,omitempty"`
+	ICEServers                []core.ICEServer `json:"iceServers,omitzero"`
 	HighDemandTimeWindow      float64          `json:"highDemandTimeWindow,omitempty"`
 	LiveSyncDurationCount     int              `json:"liveSyncDurationCount,omitempty"`
 	SimultaneousHTTPDownloads int              `json:"simultaneousHttpDownloads,omitempty"`
