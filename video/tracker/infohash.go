@@ -1,11 +1,6 @@
 package tracker
 
 import (
-	"crypto/sha1"
-	"encoding/base64"
-	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -13,36 +8,17 @@ import (
 )
 
 // InfoHash is the info hash under which p2p-media-loader 2.3.1 announces
-// the main stream of a rendition when its swarm id is swarmID
-// (p2p-media-loader-core src/utils/peer.ts getStreamHash and
-// src/utils/stream.ts getStreamSwarmId; the hls.js engine derives the
-// stream index in p2p-media-loader-hlsjs src/segment-manager.ts).
+// the main stream of a rendition when its swarm id is swarmID, with what
+// hls.js 1.7 parses from our master playlist: BANDWIDTH as the bit rate,
+// the video codecs of CODECS, RESOLUTION (p2p-media-loader-hlsjs
+// src/segment-manager.ts). A rendition without BANDWIDTH counts as having
+// no metadata at all.
 func InfoHash(swarmID string, r hls.Rendition) string {
-	streamSwarmID := "v2-" + swarmID + "-main-" + StreamShortID(r)
-	sum := sha1.Sum([]byte(streamSwarmID))
-	return base64.StdEncoding.EncodeToString(sum[:15])
-}
-
-// StreamShortID is generateStreamShortId of p2p-media-loader-core 2.3.1
-// for a main stream, with what hls.js 1.7 parses from the master playlist:
-// BANDWIDTH as the bit rate, the video codecs of CODECS, RESOLUTION. A
-// rendition without BANDWIDTH counts as having no metadata at all.
-func StreamShortID(r hls.Rendition) string {
-	var s string
-	if r.Bandwidth == 0 {
-		s = "0--------"
-	} else {
-		s = fmt.Sprintf("%d-%s-%s-%s-----", r.Bandwidth, normalizeCodecs(videoCodecs(r.Codecs)), dimension(r.Width), dimension(r.Height))
+	p := StreamProps{Bitrate: int64(r.Bandwidth)}
+	if r.Bandwidth != 0 {
+		p.Codecs, p.Width, p.Height = strings.Join(videoCodecs(r.Codecs), ","), r.Width, r.Height
 	}
-	sum := sha1.Sum([]byte(s))
-	return base64.StdEncoding.EncodeToString(sum[:])
-}
-
-func dimension(n int) string {
-	if n == 0 {
-		return ""
-	}
-	return strconv.Itoa(n)
+	return SwarmInfoHash(swarmID, StreamMain, StreamShortID(p))
 }
 
 // videoCodecs keeps the video codecs of a CODECS attribute, as hls.js
@@ -58,26 +34,6 @@ func videoCodecs(codecs string) []string {
 		}
 	}
 	return out
-}
-
-// normalizeCodecs lower-cases, rewrites decimal avc1 profiles to hex and
-// sorts, as generateStreamShortId does.
-func normalizeCodecs(codecs []string) string {
-	out := make([]string, len(codecs))
-	for i, c := range codecs {
-		c = strings.ToLower(strings.TrimSpace(c))
-		parts := strings.Split(c, ".")
-		if len(parts) == 3 && (parts[0] == "avc1" || parts[0] == "avc") {
-			profile, err1 := strconv.Atoi(parts[1])
-			level, err2 := strconv.Atoi(parts[2])
-			if err1 == nil && err2 == nil && strconv.Itoa(profile) == parts[1] && strconv.Itoa(level) == parts[2] {
-				c = fmt.Sprintf("%s.%02x00%02x", parts[0], profile, level)
-			}
-		}
-		out[i] = c
-	}
-	sort.Strings(out)
-	return strings.Join(out, ",")
 }
 
 type renditionSource interface {
