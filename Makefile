@@ -6,6 +6,6 @@ test:    ## install test dependencies and run every check and test
 build:   ## build the starling binary
 	go build -o starling .
 web:     ## rebuild the viewer page into static/web (commit it with its sources)
-	cd build/web && npm ci --no-audit --no-fund && npm run build
+	cd build/web && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 bench:   ## measure time to first segment, CPU and memory (see docs/benchmarks.md)
 	go run ./build/bench/pipeline

@@ -26,7 +26,7 @@ step staticcheck
 staticcheck ./...
 
 step "web bundle is built from its sources"
-(cd build/web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build >/dev/null)
+(cd build/web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm test --silent && npm run --silent build >/dev/null)
 if git rev-parse --git-dir >/dev/null 2>&1; then
 	if [ -n "$(git status --porcelain -- static/web)" ]; then
 		git status --short -- static/web >&2

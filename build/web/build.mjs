@@ -1,12 +1,13 @@
 // Builds the viewer page into ../../static/web (served by the Go binary at "/").
 //
-//   npm ci && npm run build
+//   npm ci --ignore-scripts && npm run build
 //
 // Output (all paths relative to static/web):
 //   index.html                      from src/index.html, placeholders replaced
 //   favicon.svg                     copied from src/
 //   third-party-licenses.txt        licences of the bundled code
-//   assets/app-[hash].js|.css       esbuild bundles (hls.js included, never a CDN)
+//   assets/app-[hash].js|.css       esbuild bundles (hls.js, p2p-media-loader and
+//                                   @noble/hashes included, never a CDN)
 //   assets/hls.worker-[hash].js     hls.js transmuxer worker, see below
 //
 // The output is committed, so the build must be deterministic: same sources and
@@ -58,9 +59,21 @@ const result = await build({
   legalComments: 'eof',
   sourcemap: false,
   metafile: true,
+  // p2p-media-loader-core's package.json maps this condition to its
+  // self-contained browser build (bittorrent-tracker and its Node polyfills
+  // included). It applies to every import of the package, ours and
+  // p2p-media-loader-hlsjs's, so the bundle holds one copy and one Core class
+  // (checked below).
+  conditions: ['p2pml:core-as-bundle'],
   define: { __HLS_WORKER_URL__: JSON.stringify(urlOf(workerFile)) },
   logLevel: 'warning',
 });
+
+// Exactly one copy of p2p-media-loader-core, and it is the browser bundle.
+const coreInputs = Object.keys(result.metafile.inputs).filter((file) => file.includes('p2p-media-loader-core/'));
+if (coreInputs.length !== 1 || !coreInputs[0].endsWith('/dist/p2p-media-loader-core.es.js')) {
+  throw new Error(`expected p2p-media-loader-core once, as its dist bundle; got ${coreInputs.join(', ')}`);
+}
 
 const bundleUrl = (ext) => {
   const outputs = Object.entries(result.metafile.outputs)
@@ -86,12 +99,29 @@ fs.writeFileSync(path.join(outDir, 'index.html'), html);
 
 fs.copyFileSync(path.join(here, 'src/favicon.svg'), path.join(outDir, 'favicon.svg'));
 
-// Apache-2.0 asks that the licence travel with the code: hls.js's own LICENSE
-// file verbatim, after our notice listing what hls.js bundles itself.
+// Apache-2.0 asks that the licence travel with the code: our notice listing
+// everything the bundles contain, then hls.js's LICENSE file and
+// p2p-media-loader's (the full Apache-2.0 text) verbatim.
+// (p2p-media-loader's exports hide package.json from require.resolve.)
+const packageDir = (name) => path.join(here, 'node_modules', name);
+const versionOf = (name) => JSON.parse(fs.readFileSync(path.join(packageDir(name), 'package.json'), 'utf8')).version;
+if (versionOf('p2p-media-loader-core') !== versionOf('p2p-media-loader-hlsjs')) {
+  throw new Error('p2p-media-loader-core and p2p-media-loader-hlsjs must have the same version');
+}
+let notice = fs.readFileSync(path.join(here, 'src/third-party-licenses.txt'), 'utf8');
+for (const [placeholder, name] of [
+  ['%HLS_VERSION%', 'hls.js'],
+  ['%P2PML_VERSION%', 'p2p-media-loader-core'],
+  ['%NOBLE_VERSION%', '@noble/hashes'],
+]) {
+  notice = notice.replace(placeholder, versionOf(name));
+}
 fs.writeFileSync(
   path.join(outDir, 'third-party-licenses.txt'),
-  fs.readFileSync(path.join(here, 'src/third-party-licenses.txt'), 'utf8').replace('%HLS_VERSION%', hlsVersion) +
-    fs.readFileSync(path.join(path.dirname(require.resolve('hls.js/package.json')), 'LICENSE'), 'utf8'),
+  notice +
+    fs.readFileSync(path.join(packageDir('hls.js'), 'LICENSE'), 'utf8') +
+    '\n\np2p-media-loader LICENSE file, verbatim:\n-----------------------------------------\n\n' +
+    fs.readFileSync(path.join(packageDir('p2p-media-loader-core'), 'LICENSE'), 'utf8'),
 );
 
 for (const file of fs.readdirSync(outDir, { recursive: true }).sort()) {

@@ -1,12 +1,17 @@
-/*! Starling viewer page. Bundles hls.js (Apache-2.0, Copyright Dailymotion)
- * with url-toolkit (Apache-2.0) and eventemitter3 (MIT); licence texts at
+/*! Starling viewer page. Bundles hls.js (Apache-2.0, Copyright Dailymotion),
+ * p2p-media-loader (Apache-2.0, Copyright Novage), @noble/hashes (MIT) and
+ * their dependencies; the list and the licence texts are at
  * /third-party-licenses.txt */
 
 // The viewer page: polls /api/status and plays /hls/stream.m3u8 with hls.js
 // (or natively on Safari) whenever the stream is live. The viewer never has to
 // reload: the player is torn down when the stream ends and rebuilt when it
-// comes back.
+// comes back. When the server enables it, viewers also share segments with
+// each other (src/p2p.js).
 import Hls from 'hls.js';
+import { HlsJsP2PEngine } from 'p2p-media-loader-hlsjs';
+import * as p2p from './p2p.js';
+import { TamperingSegmentStorage } from './tamper.js';
 
 // Replaced at build time (build.mjs) by the URL of the content-hashed copy of
 // hls.js's worker. The ES module build of hls.js has no inline worker.
@@ -37,6 +42,9 @@ const ui = {
   viewers: $('viewers'),
   summary: $('summary'),
   version: $('version'),
+  p2p: $('p2p'),
+  p2pShare: $('p2p-share'),
+  p2pRatio: $('p2p-ratio'),
 };
 const video = ui.video;
 
@@ -57,29 +65,83 @@ let retryTimer = 0;
 let retryDelayMs = RETRY_MIN_MS;
 let mediaErrors = 0; // fatal media errors seen by the current player
 
+// P2P. The page's totals outlive its players; playerId tells the current
+// player's events from a destroyed one's.
+const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
+const stats = new p2p.PlaybackStats();
+const prefs = p2p.storageOr(() => localStorage);
+const viewer = p2p.viewerId(p2p.storageOr(() => sessionStorage));
+// Integrity tests only: ?p2pTamper=1 corrupts every segment this page uploads
+// (src/tamper.js).
+const tamper = new URLSearchParams(location.search).get('p2pTamper') === '1';
+let playerId = 0;
+let playerMode = null; // p2p.shareMode() of the current hls.js player, 'off' without P2P
+let statsTimer = 0;
+let statsTicks = 0;
+let lastReport = JSON.stringify(stats.report(viewer)); // last totals posted; nothing to say yet
+
 // ---------------------------------------------------------------- player
 
+const HLS_CONFIG = {
+  liveSyncDurationCount: 3,
+  enableWorker: true,
+  workerPath: HLS_WORKER_URL,
+  lowLatencyMode: false,
+  backBufferLength: 30,
+};
+
+// wantedMode is how the next player takes part in P2P: 'off' unless the
+// server enables it, else the viewer's choice (p2p.shareMode).
+function wantedMode() {
+  if (!p2p.p2pSettings(config)) return 'off';
+  return p2p.shareMode(prefs, navigator.connection);
+}
+
 // createPlayer builds a fresh player for STREAM_URL. It is the one place that
-// configures hls.js (P2P segment loading would plug in here).
+// configures hls.js.
 function createPlayer() {
   destroyPlayer();
   mediaErrors = 0;
   ui.spinner.hidden = false;
+  const id = ++playerId;
 
   if (Hls.isSupported()) {
-    hls = new Hls({
-      liveSyncDurationCount: 3,
-      enableWorker: true,
-      workerPath: HLS_WORKER_URL,
-      lowLatencyMode: false,
-      backBufferLength: 30,
-    });
+    const settings = p2p.p2pSettings(config);
+    playerMode = wantedMode();
+    if (playerMode === 'off') {
+      hls = new Hls(HLS_CONFIG);
+      // Without the P2P engine, hls.js's own loader fetches every segment.
+      hls.on(Hls.Events.FRAG_LOADED, (_event, data) => {
+        if (id === playerId) stats.httpBytes += data.frag.stats.total || data.payload.byteLength || 0;
+      });
+    } else {
+      hls = new HlsWithP2P({
+        ...HLS_CONFIG,
+        // Explicit, or the engine pushes latency back by itself once the
+        // playlist has more than 4 segments (shared/notes/p2p.md §2.1).
+        liveSyncDurationCount: settings.liveSyncDurationCount,
+        p2p: {
+          core: p2p.coreConfig(settings, {
+            tracker: p2p.trackerUrl(location, settings.trackerPath),
+            mode: playerMode,
+            validateP2PSegment: validator,
+            customSegmentStorageFactory: tamper ? () => new TamperingSegmentStorage() : undefined,
+          }),
+          onHlsJsCreated(h) {
+            p2p.keepSegmentsForPeers(h);
+            stats.watch(h.p2pEngine, () => id === playerId);
+          },
+        },
+      });
+    }
+    stats.enabled = playerMode !== 'off';
     hls.on(Hls.Events.ERROR, onHlsError);
     // The last segment of a playlist with #EXT-X-ENDLIST is buffered: the
     // broadcaster stopped.
     hls.on(Hls.Events.BUFFER_EOS, onStreamEnded);
     hls.loadSource(STREAM_URL);
     hls.attachMedia(video);
+    startStats();
   } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
     nativeActive = true;
     video.src = STREAM_URL;
@@ -105,12 +167,18 @@ function play() {
 
 function destroyPlayer() {
   clearTimeout(retryTimer);
+  playerId++;
   if (hls) {
     hls.destroy();
     hls = null;
   }
+  playerMode = null;
+  stats.enabled = false;
+  stats.peers.clear();
+  stopStats();
   nativeActive = false;
   ui.spinner.hidden = true;
+  video.playbackRate = 1; // steerLatency's, for the next player to start from
   if (video.hasAttribute('src')) {
     video.removeAttribute('src');
     video.load(); // drops the buffered media and stops any download
@@ -164,6 +232,28 @@ video.addEventListener('playing', () => {
   retryDelayMs = RETRY_MIN_MS;
   ui.spinner.hidden = true;
 });
+
+// steerLatency keeps the player near hls.js's target latency by easing the
+// playback rate. A viewer who fell behind (a stall, a paused tab) catches
+// up at 1.1x. A P2P viewer who is ahead of the target slows to 0.9x until it
+// is back: one who arrived while the playlist was still short starts
+// closer to the live edge than liveSyncDurationCount, where segments only
+// come over HTTP, and would otherwise never share. Audio keeps its pitch.
+function steerLatency() {
+  if (!hls || video.paused) return;
+  const target = hls.targetLatency;
+  const off = hls.latency - target;
+  if (!target || !Number.isFinite(off)) return;
+  let rate = video.playbackRate;
+  if (rate === 1) {
+    if (off > 2) rate = 1.1;
+    else if (off < -1 && playerMode !== 'off') rate = 0.9;
+  } else if ((rate > 1 && off <= 0.2) || (rate < 1 && off >= -0.2)) {
+    rate = 1;
+  }
+  if (rate !== video.playbackRate) video.playbackRate = rate;
+}
+video.addEventListener('timeupdate', steerLatency);
 video.addEventListener('waiting', () => {
   ui.spinner.hidden = state !== 'online';
 });
@@ -182,6 +272,65 @@ ui.unmute.addEventListener('click', () => {
   play();
   updateUnmute();
 });
+
+// ---------------------------------------------------------------- P2P
+
+// One validator for the page, so its copy of each segments.json outlives
+// players.
+const validator = p2p.createSegmentValidator({
+  fetchList: (url) => getJSON(url),
+  onReject: () => {
+    stats.p2pRejectedSegments++;
+  },
+});
+
+// While a player exists: refresh the "from peers" figure every second and
+// post the totals every 5 s. When it goes, and when the page goes, post them
+// once more if they changed (a playlist that 404s at start-up rebuilds the
+// player every few seconds).
+function startStats() {
+  stopStats();
+  statsTicks = 0;
+  statsTimer = setInterval(() => {
+    renderP2P();
+    if (++statsTicks % 5 === 0) report();
+  }, 1000);
+}
+
+function stopStats() {
+  if (!statsTimer) return;
+  clearInterval(statsTimer);
+  statsTimer = 0;
+  report({ ifChanged: true });
+}
+
+function report({ ifChanged = false, beacon = false } = {}) {
+  const totals = stats.report(viewer);
+  const json = JSON.stringify(totals);
+  if (ifChanged && json === lastReport) return;
+  lastReport = json;
+  p2p.sendReport(totals, { beacon });
+}
+
+addEventListener('pagehide', () => report({ ifChanged: true, beacon: true }));
+
+// The switch under the player. It reads on only while this viewer uploads:
+// off for 'off', and for 'consume' (the default on cellular connections).
+ui.p2pShare.addEventListener('change', () => {
+  p2p.saveShareChoice(prefs, ui.p2pShare.checked);
+  if (hls && playerMode !== wantedMode()) createPlayer();
+  renderP2P();
+});
+
+function renderP2P() {
+  const available = Boolean(p2p.p2pSettings(config)) && Hls.isSupported();
+  ui.p2p.hidden = !available;
+  if (!available) return;
+  ui.p2pShare.checked = wantedMode() === 'share';
+  const share = stats.p2pShare();
+  ui.p2pRatio.hidden = share === null;
+  if (share !== null) setText(ui.p2pRatio, `${Math.round(share * 100)}% from peers`);
+}
 
 // ---------------------------------------------------------------- state
 
@@ -318,6 +467,7 @@ function render() {
   const version = (config && config.version) || (status && status.versionNumber) || '';
   setText(ui.version, version ? ` ${version}` : '');
 
+  renderP2P();
   updateUnmute();
 }
 
@@ -344,6 +494,8 @@ async function loadConfig() {
     console.debug('config unavailable:', err.message);
   }
   configPending = false;
+  // A player built before the config arrived may have the wrong P2P mode.
+  if (hls && playerMode !== wantedMode()) createPlayer();
   render();
 }
 
@@ -384,9 +536,12 @@ Object.defineProperty(window, 'starling', {
     get hls() {
       return hls;
     },
+    get p2p() {
+      return stats.snapshot();
+    },
   }),
 });
 
 render();
-loadConfig();
-poll();
+// The first player waits for the config, which says whether it shares.
+loadConfig().then(poll);

@@ -1,0 +1,351 @@
+// Peer-to-peer segment sharing for the viewer page: the server's settings,
+// segment integrity, the viewer's opt-out and playback telemetry.
+//
+// Viewers exchange HLS segments over WebRTC with p2p-media-loader 2.3.1,
+// introduced to each other by the WebTorrent tracker in the Starling server.
+// The server's HTTP copy is always the fallback. Nothing here imports the
+// player or the P2P library, so node can unit-test it (test/p2p.test.js).
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+
+// Used when the server's p2p object leaves a tuning field out. Latency must
+// exceed highDemandTimeWindow plus a segment for any P2P to happen: segments
+// closer to the playhead always come over HTTP (shared/notes/p2p.md §2.4).
+export const P2P_DEFAULTS = Object.freeze({
+  trackerPath: '/tracker',
+  highDemandTimeWindow: 3, // seconds
+  liveSyncDurationCount: 4, // segments behind the live edge
+  simultaneousHttpDownloads: 2,
+  httpDownloadInitialTimeoutMs: 0,
+});
+
+// p2pSettings returns the P2P settings from /api/config, or null when the page
+// must play without P2P: no p2p object, enabled not true, or no swarm id (the
+// tracker only admits the info hashes derived from the server's swarm id).
+export function p2pSettings(config) {
+  const p = config && config.p2p;
+  if (!p || p.enabled !== true || typeof p.swarmId !== 'string' || p.swarmId === '') return null;
+  const number = (key, min) => (Number.isFinite(p[key]) && p[key] >= min ? p[key] : P2P_DEFAULTS[key]);
+  return {
+    swarmId: p.swarmId,
+    trackerPath:
+      typeof p.trackerPath === 'string' && p.trackerPath.startsWith('/') ? p.trackerPath : P2P_DEFAULTS.trackerPath,
+    iceServers: Array.isArray(p.iceServers) ? p.iceServers : [],
+    highDemandTimeWindow: number('highDemandTimeWindow', 0),
+    liveSyncDurationCount: number('liveSyncDurationCount', 1),
+    simultaneousHttpDownloads: number('simultaneousHttpDownloads', 1),
+    httpDownloadInitialTimeoutMs: number('httpDownloadInitialTimeoutMs', 0),
+  };
+}
+
+// trackerUrl is the tracker's WebSocket URL on the page's own host, so that
+// CSP connect-src 'self' covers it.
+export function trackerUrl(location, trackerPath) {
+  return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + trackerPath;
+}
+
+// coreConfig builds p2p-media-loader's core config (types.ts CoreConfig;
+// top-level keys apply to the main and the secondary stream alike). The swarm
+// id is the server's, unchanged: the tracker whitelists the info hashes
+// derived from it.
+export function coreConfig(settings, { tracker, mode, validateP2PSegment, customSegmentStorageFactory }) {
+  const config = {
+    announceTrackers: [tracker],
+    rtcConfig: { iceServers: settings.iceServers },
+    swarmId: settings.swarmId,
+    highDemandTimeWindow: settings.highDemandTimeWindow,
+    simultaneousHttpDownloads: settings.simultaneousHttpDownloads,
+    httpDownloadInitialTimeoutMs: settings.httpDownloadInitialTimeoutMs,
+    validateP2PSegment,
+    isP2PUploadDisabled: mode === 'consume',
+  };
+  if (customSegmentStorageFactory) config.customSegmentStorageFactory = customSegmentStorageFactory;
+  return config;
+}
+
+// keepSegmentsForPeers makes the P2P engine hand hls.js its own copy of each
+// segment. hls.js transfers the bytes it gets to its transmuxer worker, which
+// detaches the ArrayBuffer; p2p-media-loader 2.3.1 gives hls.js the very
+// buffer that it keeps in its segment storage (request.data, or the stored
+// buffer itself) and uploads to peers. Without the copy every segment this
+// page has played is uploaded as 0 bytes, and peers reject us. The engine
+// sets hls.config.fLoader in the constructor and hls.js reads it at each
+// fragment load, so wrapping it here (from onHlsJsCreated) covers them all.
+export function keepSegmentsForPeers(hls) {
+  const P2PFragmentLoader = hls.config.fLoader;
+  hls.config.fLoader = class extends P2PFragmentLoader {
+    load(context, config, callbacks) {
+      // onProgress and onSuccess may get the same buffer: copy it once.
+      const copies = new WeakMap();
+      const own = (data) => {
+        if (!(data instanceof ArrayBuffer)) return data;
+        let copy = copies.get(data);
+        if (!copy) copies.set(data, (copy = data.slice(0)));
+        return copy;
+      };
+      const { onProgress, onSuccess } = callbacks;
+      super.load(context, config, {
+        ...callbacks,
+        onProgress: onProgress && ((stats, ctx, data, details) => onProgress(stats, ctx, own(data), details)),
+        onSuccess: (response, stats, ctx, details) => onSuccess({ ...response, data: own(response.data) }, stats, ctx, details),
+      });
+    }
+  };
+}
+
+// ---------------------------------------------------------------- opt-out
+
+// storageOr returns the Web Storage that get() gives, or a stand-in kept in
+// memory when the browser refuses storage (reading window.localStorage can
+// throw when the viewer blocks site data).
+export function storageOr(get) {
+  try {
+    const storage = get();
+    storage.getItem(SHARE_KEY);
+    return storage;
+  } catch {
+    const items = new Map();
+    return {
+      getItem: (key) => (items.has(key) ? items.get(key) : null),
+      setItem: (key, value) => items.set(key, String(value)),
+    };
+  }
+}
+
+export const SHARE_KEY = 'starling.p2p.share';
+
+// shareMode says how this viewer takes part:
+//   'share'   download from and upload to peers (the default)
+//   'consume' download from peers, upload nothing: the default on cellular or
+//             data-saver connections, where the switch reads off
+//   'off'     no P2P at all: the viewer turned the switch off
+export function shareMode(storage, connection) {
+  let stored = null;
+  try {
+    stored = storage.getItem(SHARE_KEY);
+  } catch {
+    // storage blocked: use the default
+  }
+  if (stored === 'on') return 'share';
+  if (stored === 'off') return 'off';
+  return connection && (connection.saveData || connection.type === 'cellular') ? 'consume' : 'share';
+}
+
+export function saveShareChoice(storage, on) {
+  try {
+    storage.setItem(SHARE_KEY, on ? 'on' : 'off');
+  } catch {
+    // storage blocked: the choice lasts until the page is reloaded
+  }
+}
+
+// ---------------------------------------------------------------- integrity
+
+// segmentListLocation maps a segment URL to its file name and the URL of the
+// hash list beside it: /hls/0/seg-1.ts -> /hls/0/segments.json, "seg-1.ts".
+// null if the URL names no file.
+export function segmentListLocation(segmentUrl) {
+  let url;
+  try {
+    url = new URL(segmentUrl);
+  } catch {
+    return null;
+  }
+  const raw = url.pathname.slice(url.pathname.lastIndexOf('/') + 1);
+  let name;
+  try {
+    name = decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+  if (name === '' || name.includes('/')) return null;
+  return { listUrl: new URL('segments.json', url).href, name };
+}
+
+// sha256Hex hashes with WebCrypto where the page has it (secure contexts:
+// https, localhost) and with @noble/hashes elsewhere (plain http on a LAN
+// address has no crypto.subtle).
+export async function sha256Hex(data, subtle = globalThis.crypto && globalThis.crypto.subtle) {
+  const digest = subtle ? new Uint8Array(await subtle.digest('SHA-256', data)) : sha256(new Uint8Array(data));
+  return bytesToHex(digest);
+}
+
+const expectedHash = (list, name) =>
+  list && Object.prototype.hasOwnProperty.call(list, name) && typeof list[name] === 'string'
+    ? list[name].toLowerCase()
+    : undefined;
+
+// createSegmentValidator returns p2p-media-loader's validateP2PSegment: true
+// only if the SHA-256 of data equals the hash that the server publishes for the
+// segment in segments.json beside it. false makes the library drop the peer
+// and fetch the segment over HTTP.
+//
+// A segment can reach us from a peer before the list we hold, or even the
+// server's own, names it: a missing name refetches the list, up to `attempts`
+// times `retryDelayMs` apart (PeerTube's rule: 10 x 500 ms). A cached hash
+// that differs is checked once against a fresh list before rejecting.
+//
+// fetchList(url) resolves to the parsed JSON; onReject is called once per
+// rejected segment.
+export function createSegmentValidator({
+  fetchList,
+  digest = sha256Hex,
+  sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  attempts = 10,
+  retryDelayMs = 500,
+  onReject = () => {},
+}) {
+  const lists = new Map(); // list URL -> last good list
+  const pending = new Map(); // list URL -> fetch in flight, shared by concurrent validations
+
+  const refresh = (listUrl) => {
+    let p = pending.get(listUrl);
+    if (!p) {
+      p = Promise.resolve()
+        .then(() => fetchList(listUrl))
+        .then(
+          (list) => {
+            if (list && typeof list === 'object') lists.set(listUrl, list);
+          },
+          (err) => console.debug('p2p: segment hashes unavailable:', err && err.message),
+        )
+        .then(() => {
+          pending.delete(listUrl);
+          return lists.get(listUrl);
+        });
+      pending.set(listUrl, p);
+    }
+    return p;
+  };
+
+  const reject = (url, why) => {
+    console.warn(`p2p: rejected segment from a peer: ${url}: ${why}`);
+    onReject();
+    return false;
+  };
+
+  return async function validateP2PSegment(url, byteRange, data) {
+    const where = segmentListLocation(url);
+    if (!where) return reject(url, 'no file name');
+    // segments.json has one hash per file; our playlists have no byte ranges.
+    if (byteRange) return reject(url, 'byte ranges are not supported');
+    const actual = await digest(data);
+    let expected = expectedHash(lists.get(where.listUrl), where.name);
+    if (expected === actual) return true;
+    expected = undefined;
+    for (let i = 0; i < attempts && expected === undefined; i++) {
+      if (i > 0) await sleep(retryDelayMs);
+      expected = expectedHash(await refresh(where.listUrl), where.name);
+    }
+    if (expected === undefined) return reject(url, 'not in ' + where.listUrl);
+    return expected === actual || reject(url, 'SHA-256 mismatch');
+  };
+}
+
+// ---------------------------------------------------------------- telemetry
+
+export const METRICS_URL = '/api/metrics/playback';
+const VIEWER_ID_KEY = 'starling.viewerId';
+
+// randomId returns 22 URL-safe characters (128 random bits).
+export function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
+}
+
+// viewerId is this tab's id for the telemetry, kept for the session.
+export function viewerId(storage) {
+  try {
+    let id = storage.getItem(VIEWER_ID_KEY);
+    if (!/^[A-Za-z0-9_-]{22}$/.test(id || '')) {
+      id = randomId();
+      storage.setItem(VIEWER_ID_KEY, id);
+    }
+    return id;
+  } catch {
+    return randomId();
+  }
+}
+
+// PlaybackStats holds this page's totals since it loaded; players come and go
+// (offline, opt-out switch), the totals stay. The server computes deltas.
+export class PlaybackStats {
+  constructor() {
+    this.enabled = false; // the current player shares over P2P
+    this.httpBytes = 0;
+    this.p2pBytes = 0;
+    this.p2pUploadedBytes = 0;
+    this.p2pRejectedSegments = 0;
+    this.peers = new Set(); // connected peers of the current player
+  }
+
+  // watch counts the traffic of a P2P engine (HlsJsP2PEngine; core events,
+  // types.ts CoreEventMap). isCurrent() tells whether the engine still
+  // belongs to the page's player, so a late event of an old one is ignored.
+  watch(engine, isCurrent) {
+    const on = (name, fn) =>
+      engine.addEventListener(name, (...args) => {
+        if (isCurrent()) fn(...args);
+      });
+    on('onChunkDownloaded', (bytes, source) => {
+      if (source === 'p2p') this.p2pBytes += bytes;
+      else this.httpBytes += bytes;
+    });
+    on('onChunkUploaded', (bytes) => {
+      this.p2pUploadedBytes += bytes;
+    });
+    on('onPeerConnect', (peer) => this.peers.add(`${peer.streamType}/${peer.peerId}`));
+    on('onPeerClose', (peer) => this.peers.delete(`${peer.streamType}/${peer.peerId}`));
+  }
+
+  // p2pShare is the fraction of this page's downloaded bytes that came from
+  // peers, or null before any byte.
+  p2pShare() {
+    const total = this.httpBytes + this.p2pBytes;
+    return total > 0 ? this.p2pBytes / total : null;
+  }
+
+  snapshot() {
+    return {
+      enabled: this.enabled,
+      httpBytes: this.httpBytes,
+      p2pBytes: this.p2pBytes,
+      p2pUploadedBytes: this.p2pUploadedBytes,
+      p2pRejectedSegments: this.p2pRejectedSegments,
+      peers: this.peers.size,
+    };
+  }
+
+  report(viewer) {
+    return {
+      viewerId: viewer,
+      httpBytes: this.httpBytes,
+      p2pBytes: this.p2pBytes,
+      p2pUploadedBytes: this.p2pUploadedBytes,
+      p2pRejectedSegments: this.p2pRejectedSegments,
+      p2pEnabled: this.enabled,
+    };
+  }
+}
+
+// sendReport posts the totals; errors are ignored (the next report carries
+// the same totals). On pagehide it uses sendBeacon, which outlives the page.
+export function sendReport(report, { beacon = false } = {}) {
+  const body = JSON.stringify(report);
+  if (beacon && navigator.sendBeacon) {
+    try {
+      if (navigator.sendBeacon(METRICS_URL, new Blob([body], { type: 'application/json' }))) return;
+    } catch {
+      // fall through to fetch
+    }
+  }
+  fetch(METRICS_URL, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body,
+    keepalive: beacon,
+  }).catch(() => {});
+}
