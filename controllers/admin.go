@@ -170,3 +170,28 @@ func (h *Handlers) SetStreamKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	ok(w)
 }
+
+// segmentsValue is the body of POST /api/admin/config/video/segments.
+type segmentsValue struct {
+	SegmentSeconds   int `json:"segmentSeconds"`
+	PlaylistSegments int `json:"playlistSegments"`
+}
+
+// SetSegments answers POST /api/admin/config/video/segments: the segment
+// length and how many segments a playlist lists. Latency and how much
+// viewers can share depend on them; they apply from the next broadcast.
+func (h *Handlers) SetSegments(w http.ResponseWriter, r *http.Request) {
+	var req valueRequest[segmentsValue]
+	if err := readJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error {
+		s.Video.SegmentSeconds, s.Video.PlaylistSegments = req.Value.SegmentSeconds, req.Value.PlaylistSegments
+		return nil
+	}); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	ok(w)
+}

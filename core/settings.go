@@ -214,8 +214,8 @@ func DefaultSettings() Settings {
 		P2P: P2PSettings{
 			Enabled:                   true,
 			ICEServers:                []ICEServer{},
-			HighDemandTimeWindow:      4,
-			LiveSyncDurationCount:     5,
+			HighDemandTimeWindow:      3,
+			LiveSyncDurationCount:     4,
 			SimultaneousHTTPDownloads: 2,
 		},
 	}

@@ -81,6 +81,7 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("POST /api/admin/config/offlinemessage", admin(h.SetOfflineMessage()))
 	mux.Handle("POST /api/admin/config/video/streamoutputvariants", admin(h.SetVideoVariants))
 	mux.Handle("POST /api/admin/config/streamkeys", admin(h.SetStreamKeys))
+	mux.Handle("POST /api/admin/config/video/segments", admin(h.SetSegments))
 	mux.Handle("POST /api/admin/config/p2p", admin(h.SetP2P))
 	// Every viewer's page reports every few seconds; a flood from one
 	// address is cut short.

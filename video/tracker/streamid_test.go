@@ -101,4 +101,3 @@ func TestJSNumbers(t *testing.T) {
 		t.Error("Number(\"12px\") is not NaN")
 	}
 }
-
