@@ -234,8 +234,8 @@ video.addEventListener('playing', () => {
 });
 
 // steerLatency keeps the player near hls.js's target latency by easing the
-// playback rate. A viewer who fell behind (a stall, a paused tab) catches
-// up at 1.1x. A P2P viewer who is ahead of the target slows to 0.9x until it
+// playback rate. A viewer more than a second behind (a stall, a paused
+// tab) catches up at 1.1x. A P2P viewer who is ahead of the target slows to 0.9x until it
 // is back: one who arrived while the playlist was still short starts
 // closer to the live edge than liveSyncDurationCount, where segments only
 // come over HTTP, and would otherwise never share. Audio keeps its pitch.
@@ -246,9 +246,9 @@ function steerLatency() {
   if (!target || !Number.isFinite(off)) return;
   let rate = video.playbackRate;
   if (rate === 1) {
-    if (off > 2) rate = 1.1;
+    if (off > 1) rate = 1.1;
     else if (off < -1 && playerMode !== 'off') rate = 0.9;
-  } else if ((rate > 1 && off <= 0.2) || (rate < 1 && off >= -0.2)) {
+  } else if ((rate > 1 && off <= 0) || (rate < 1 && off >= 0)) {
     rate = 1;
   }
   if (rate !== video.playbackRate) video.playbackRate = rate;
