@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/starling-live/starling/chat"
+	"github.com/starling-live/starling/chat/format"
 	"github.com/starling-live/starling/controllers"
 	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/core/data"
@@ -83,6 +85,9 @@ type config struct {
 	// P2P false turns peer-to-peer delivery off for this run.
 	P2P            bool
 	TrustedProxies []netip.Prefix
+	// Chat are the chat's limits; zero values are the defaults. Tests
+	// shrink them.
+	Chat chat.Config
 }
 
 func parseConfig(args []string, env func(string) (string, bool), usage io.Writer) (config, error) {
@@ -155,6 +160,8 @@ type app struct {
 	pipeline       *pipeline.Pipeline
 	ingest         *ingest.Server
 	thumbnails     *thumbnail.Generator
+	chat           *chat.Hub
+	viewers        *core.ViewerHistory
 	web            *webserver.Server
 }
 
@@ -222,6 +229,30 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 	// the new broadcast's.
 	stream.AddListener(a.tracker)
 	playback := core.NewPlayback()
+	a.viewers = core.NewViewerHistory(core.ViewerHistoryDeps{
+		Logger:  log.With("component", "viewers"),
+		Store:   a.store,
+		Viewers: playback,
+	})
+	if err := a.viewers.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { a.viewers.Close() })
+	stream.AddListener(a.viewers)
+	a.chat = chat.New(chat.Deps{
+		Logger:   log.With("component", "chat"),
+		Store:    a.store,
+		Settings: settings,
+		Stream:   stream,
+		Render:   format.Message,
+		ClientIP: webserver.ClientIP,
+		Config:   chatConfig(cfg.Chat, log),
+	})
+	if err := a.chat.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { a.chat.Close() })
+	stream.AddListener(a.chat)
 	a.pipeline = pipeline.New(pipeline.Deps{
 		Logger:   log.With("component", "pipeline"),
 		Stream:   stream,
@@ -238,6 +269,9 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		FFmpeg:   ffmpeg,
 		Playback: playback,
 		Tracker:  a.tracker,
+		Chat:     a.chat,
+		Viewers:  a.viewers,
+		ClientIP: webserver.ClientIP,
 
 		P2PDisabled: !cfg.P2P,
 	})
@@ -249,6 +283,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		ThumbnailDir:   thumbStore.Dir(),
 		Web:            static.Web(),
 		Tracker:        a.tracker,
+		Chat:           a.chat,
 		TrustedProxies: cfg.TrustedProxies,
 	})
 	if err != nil {
@@ -285,6 +320,25 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 	return a, nil
 }
 
+// chatConfig caps chat connections at two thirds of the file descriptors
+// (Go raises the soft limit to the hard one at start), leaving the rest
+// for viewers' HTTP requests, ffmpeg and the database.
+func chatConfig(c chat.Config, log *slog.Logger) chat.Config {
+	if c.MaxConnections != 0 {
+		return c
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		c.MaxConnections = 1000
+		return c
+	}
+	c.MaxConnections = int(min(lim.Cur, 1<<20) * 2 / 3)
+	if c.MaxConnections < 1000 {
+		log.Warn("few file descriptors: chat will hold few viewers; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit)", "limit", lim.Cur, "chat connections", c.MaxConnections)
+	}
+	return c
+}
+
 // checkEncoders warns when ffmpeg lacks the encoders the defaults use.
 func checkEncoders(ctx context.Context, log *slog.Logger, ffmpeg string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -315,7 +369,9 @@ func (a *app) run(ctx context.Context) error {
 	defer cancel()
 	errs = append(errs, a.web.Close(shutdownCtx))
 	// The server's shutdown leaves WebSockets to their owners.
+	errs = append(errs, a.chat.Close())
 	errs = append(errs, a.tracker.Close())
+	errs = append(errs, a.viewers.Close())
 	errs = append(errs, a.packager.Close())
 	errs = append(errs, a.store.Close())
 	a.log.Info("stopped")

@@ -6,17 +6,22 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/starling-live/starling/chat"
 	"github.com/starling-live/starling/core"
 )
 
 // adminStatusResponse is Owncast's GET /api/admin/status.
 type adminStatusResponse struct {
-	Online        bool              `json:"online"`
-	Broadcaster   *core.Broadcaster `json:"broadcaster"`
-	ViewerCount   int               `json:"viewerCount"`
-	StreamTitle   string            `json:"streamTitle"`
-	VersionNumber string            `json:"versionNumber"`
-	P2P           p2pStatus         `json:"p2p"`
+	Online      bool              `json:"online"`
+	Broadcaster *core.Broadcaster `json:"broadcaster"`
+	ViewerCount int               `json:"viewerCount"`
+	// SessionPeakViewerCount is the current (or last) broadcast's peak.
+	SessionPeakViewerCount int        `json:"sessionPeakViewerCount"`
+	OverallPeakViewerCount int        `json:"overallPeakViewerCount"`
+	Chat                   chat.Stats `json:"chat"`
+	StreamTitle            string     `json:"streamTitle"`
+	VersionNumber          string     `json:"versionNumber"`
+	P2P                    p2pStatus  `json:"p2p"`
 }
 
 // AdminStatus answers GET /api/admin/status: the public status plus who
@@ -25,13 +30,17 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 	st := h.deps.Stream.Status()
 	s := h.deps.Settings.Get()
 	p2p := h.p2pStatus(s)
+	session, overall := h.deps.Viewers.Peaks()
 	writeJSON(w, http.StatusOK, adminStatusResponse{
-		Online:        st.Online,
-		Broadcaster:   st.Broadcaster,
-		ViewerCount:   p2p.Playback.Viewers,
-		StreamTitle:   s.StreamTitle,
-		VersionNumber: h.deps.Version,
-		P2P:           p2p,
+		Online:                 st.Online,
+		Broadcaster:            st.Broadcaster,
+		ViewerCount:            p2p.Playback.Viewers,
+		SessionPeakViewerCount: session,
+		OverallPeakViewerCount: overall,
+		Chat:                   h.deps.Chat.Stats(),
+		StreamTitle:            s.StreamTitle,
+		VersionNumber:          h.deps.Version,
+		P2P:                    p2p,
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/starling-live/starling/core"
+	"github.com/starling-live/starling/core/data"
 )
 
 type streamStatus interface{ Status() core.Status }
@@ -41,6 +42,15 @@ type Deps struct {
 	Tracker  trackerStats
 	// P2PDisabled turns P2P off for this run, whatever the settings say.
 	P2PDisabled bool
+	Chat        chatService
+	Viewers     viewerHistory
+	// ClientIP names the client behind any trusted proxy.
+	ClientIP func(*http.Request) string
+}
+
+type viewerHistory interface {
+	Peaks() (session, overall int)
+	OverTime(ctx context.Context, since time.Time) ([]data.ViewerSample, error)
 }
 
 // Handlers are the API's handlers.

@@ -47,6 +47,12 @@ func (h *Handlers) Metrics() http.Handler {
 	counter("starling_p2p_uploaded_bytes_total", "Bytes viewers sent to each other.", nil, playback(func(s core.PlaybackStats) float64 { return float64(s.P2PUploadedBytes) }))
 	counter("starling_p2p_rejected_segments_total", "Segments from peers that failed the SHA-256 check.", nil, playback(func(s core.PlaybackStats) float64 { return float64(s.P2PRejectedSegments) }))
 	gauge("starling_p2p_offload_ratio", "Share of segment bytes viewers got from each other over the last minute.", playback(func(s core.PlaybackStats) float64 { return s.OffloadRatio }))
+	gauge("starling_chat_clients", "Open chat connections.", func() float64 { return float64(h.deps.Chat.Stats().Clients) })
+	gauge("starling_chat_users", "Distinct users behind the chat connections.", func() float64 { return float64(h.deps.Chat.Stats().Users) })
+	counter("starling_chat_messages_total", "Chat messages sent since the server started.", nil, func() float64 { return float64(h.deps.Chat.Stats().Messages) })
+	counter("starling_chat_dropped_slow_clients_total", "Chat clients dropped for not keeping up.", nil, func() float64 { return float64(h.deps.Chat.Stats().Dropped) })
+	gauge("starling_viewers_session_peak", "Peak viewers of the current or last broadcast.", func() float64 { s, _ := h.deps.Viewers.Peaks(); return float64(s) })
+	gauge("starling_viewers_overall_peak", "Peak viewers ever.", func() float64 { _, o := h.deps.Viewers.Peaks(); return float64(o) })
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -41,6 +41,9 @@ type configResponse struct {
 	NSFW           bool      `json:"nsfw"`
 	Version        string    `json:"version"`
 	P2P            p2pConfig `json:"p2p"`
+	// ChatDisabled is Owncast's; ChatLiveOnly Starling's.
+	ChatDisabled bool `json:"chatDisabled"`
+	ChatLiveOnly bool `json:"chatLiveOnly"`
 }
 
 // Config answers GET /api/config: the public settings.
@@ -54,5 +57,7 @@ func (h *Handlers) Config(w http.ResponseWriter, r *http.Request) {
 		Tags:           []string{},
 		Version:        h.deps.Version,
 		P2P:            h.p2pConfig(s),
+		ChatDisabled:   s.Chat.Disabled,
+		ChatLiveOnly:   s.Chat.LiveOnly,
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/starling-live/starling/core/data"
 )
@@ -32,6 +33,45 @@ type Settings struct {
 	Video VideoSettings `json:"video"`
 	// P2P decides how viewers share segments with each other.
 	P2P P2PSettings `json:"p2p"`
+	// Chat decides who may talk, and when.
+	Chat ChatSettings `json:"chat"`
+}
+
+// ChatSettings configure the chat beside the player.
+type ChatSettings struct {
+	// Disabled turns chat off: clients stay connected but cannot send.
+	Disabled bool `json:"disabled"`
+	// LiveOnly opens chat only while a broadcast is live.
+	LiveOnly bool `json:"liveOnly"`
+	// JoinMessages announces users joining and leaving.
+	JoinMessages bool `json:"joinMessagesEnabled"`
+	// ForbiddenNames may not be taken as display names, whatever the case.
+	ForbiddenNames []string `json:"forbiddenUsernames"`
+	// SuggestedNames, if there are at least ten, are what new users are
+	// named from; otherwise names are generated.
+	SuggestedNames []string `json:"suggestedUsernames"`
+}
+
+// MaxChatNameLength is the longest display name, in characters.
+const MaxChatNameLength = 30
+
+// Validate checks the chat settings.
+func (c ChatSettings) Validate() error {
+	var errs []error
+	for _, list := range []struct {
+		what  string
+		names []string
+	}{{"forbidden", c.ForbiddenNames}, {"suggested", c.SuggestedNames}} {
+		if len(list.names) > 10_000 {
+			errs = append(errs, fmt.Errorf("%d %s names are too many: use at most 10000", len(list.names), list.what))
+		}
+		for _, n := range list.names {
+			if l := utf8.RuneCountInString(strings.TrimSpace(n)); l == 0 || l > MaxChatNameLength {
+				errs = append(errs, fmt.Errorf("%s name %q must be 1 to %d characters", list.what, n, MaxChatNameLength))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // P2PSettings configure peer-to-peer delivery between viewers.
@@ -218,6 +258,11 @@ func DefaultSettings() Settings {
 			LiveSyncDurationCount:     4,
 			SimultaneousHTTPDownloads: 2,
 		},
+		Chat: ChatSettings{
+			JoinMessages:   true,
+			ForbiddenNames: []string{"admin", "administrator", "moderator", "owncast", "operator", "starling", "system"},
+			SuggestedNames: []string{},
+		},
 	}
 }
 
@@ -225,6 +270,8 @@ func (s *Settings) clone() *Settings {
 	c := *s
 	c.Video.Variants = slices.Clone(s.Video.Variants)
 	c.P2P.ICEServers = slices.Clone(s.P2P.ICEServers)
+	c.Chat.ForbiddenNames = slices.Clone(s.Chat.ForbiddenNames)
+	c.Chat.SuggestedNames = slices.Clone(s.Chat.SuggestedNames)
 	for i := range c.P2P.ICEServers {
 		c.P2P.ICEServers[i].URLs = slices.Clone(c.P2P.ICEServers[i].URLs)
 	}
@@ -276,7 +323,7 @@ func (ss *SettingsStore) Update(ctx context.Context, change func(*Settings) erro
 	if err := change(next); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(next.Video.Validate(), next.P2P.Validate()); err != nil {
+	if err := errors.Join(next.Video.Validate(), next.P2P.Validate(), next.Chat.Validate()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
 	}
 	raw, err := json.Marshal(next)

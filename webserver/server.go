@@ -35,6 +35,8 @@ type Deps struct {
 	Web fs.FS
 	// Tracker is the P2P tracker's WebSocket endpoint.
 	Tracker http.Handler
+	// Chat is the chat's WebSocket endpoint.
+	Chat http.Handler
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (see ClientIP).
 	TrustedProxies []netip.Prefix
@@ -86,8 +88,34 @@ func New(d Deps) (*Server, error) {
 	// Every viewer's page reports every few seconds; a flood from one
 	// address is cut short.
 	mux.Handle("POST /api/metrics/playback", newIPLimiter(5, 20).wrap(http.HandlerFunc(h.RecordPlayback)))
-	mux.Handle("GET /metrics", requireAdmin(d.Logger, d.Admin, h.Metrics()))
 	mux.Handle("GET "+controllers.TrackerPath, d.Tracker)
+	mux.Handle("GET /metrics", requireAdmin(d.Logger, d.Admin, h.Metrics()))
+	mux.Handle("GET /api/admin/viewersOverTime", admin(h.ViewersOverTime))
+
+	// Chat: Owncast's paths (docs/chat.md).
+	mux.Handle("GET /ws", d.Chat)
+	// Registering costs a database row: a flood from one address is cut
+	// short, while a classroom behind one NAT still gets in.
+	mux.Handle("POST /api/chat/register", newIPLimiter(10, 50).wrap(http.HandlerFunc(h.RegisterChatUser)))
+	mux.HandleFunc("GET /api/chat", h.ChatHistory)
+	mux.HandleFunc("POST /api/chat/messagevisibility", h.ModeratorSetMessageVisibility())
+	mux.HandleFunc("POST /api/chat/users/setenabled", h.ModeratorSetUserEnabled())
+	mux.Handle("GET /api/admin/chat/messages", admin(h.ChatMessages))
+	mux.Handle("GET /api/admin/chat/clients", admin(h.ChatClients))
+	mux.Handle("POST /api/admin/chat/messagevisibility", admin(h.SetMessageVisibility))
+	mux.Handle("POST /api/admin/chat/send", admin(h.SendChatSystemMessage))
+	mux.Handle("POST /api/admin/chat/users/setenabled", admin(h.SetChatUserEnabled))
+	mux.Handle("POST /api/admin/chat/users/setmoderator", admin(h.SetChatModerator))
+	mux.Handle("GET /api/admin/chat/users/disabled", admin(h.DisabledChatUsers))
+	mux.Handle("GET /api/admin/chat/users/moderators", admin(h.ChatModerators))
+	mux.Handle("GET /api/admin/chat/users/ipbans", admin(h.IPBans))
+	mux.Handle("POST /api/admin/chat/users/ipbans/create", admin(h.BanIP))
+	mux.Handle("POST /api/admin/chat/users/ipbans/remove", admin(h.UnbanIP))
+	mux.Handle("POST /api/admin/config/chat/disable", admin(h.SetChatDisabled()))
+	mux.Handle("POST /api/admin/config/chat/liveonly", admin(h.SetChatLiveOnly()))
+	mux.Handle("POST /api/admin/config/chat/joinmessagesenabled", admin(h.SetChatJoinMessages()))
+	mux.Handle("POST /api/admin/config/chat/forbiddenusernames", admin(h.SetForbiddenNames()))
+	mux.Handle("POST /api/admin/config/chat/suggestedusernames", admin(h.SetSuggestedNames()))
 	mux.HandleFunc("/api/", apiNotFound)
 	mux.Handle("/hls/", http.StripPrefix("/hls/", &hlsFiles{root: hlsRoot}))
 	mux.Handle("GET /thumbnail.jpg", &thumbnail{root: thumbRoot})

@@ -62,6 +62,32 @@ var migrations = []string{
 	`CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 	 CREATE TABLE secrets (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 	 CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+	// 2: chat users (a token is stored only as its SHA-256), messages (the
+	// event as sent, so history replays exactly), IP bans, and viewer
+	// counts over time.
+	`CREATE TABLE chat_users (
+		id TEXT PRIMARY KEY,
+		token_hash TEXT NOT NULL UNIQUE,
+		display_name TEXT NOT NULL,
+		display_color INTEGER NOT NULL,
+		created_at TEXT NOT NULL,
+		disabled_at TEXT,
+		previous_names TEXT NOT NULL,
+		name_changed_at TEXT,
+		scopes TEXT NOT NULL DEFAULT ''
+	 );
+	 CREATE UNIQUE INDEX chat_users_display_name ON chat_users (display_name COLLATE NOCASE);
+	 CREATE TABLE chat_messages (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		id TEXT NOT NULL UNIQUE,
+		user_id TEXT,
+		event TEXT NOT NULL,
+		created_at TEXT NOT NULL,
+		hidden_at TEXT
+	 );
+	 CREATE INDEX chat_messages_user_id ON chat_messages (user_id);
+	 CREATE TABLE ip_bans (ip TEXT PRIMARY KEY, notes TEXT NOT NULL, created_at TEXT NOT NULL);
+	 CREATE TABLE viewer_samples (at TEXT PRIMARY KEY, count INTEGER NOT NULL);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,0 +1,359 @@
+package format
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// rel is what every link must carry; see newPolicy for why.
+const rel = `rel="nofollow noreferrer noopener" target="_blank"`
+
+var formatCases = []struct {
+	name, in, want string
+}{
+	{"plain", "hello", `<p>hello</p>`},
+	{"trimmed", "  hello \n", `<p>hello</p>`},
+	{"empty", "", ""},
+	{"blank", " \t\n \n", ""},
+	{"bold", "**bold**", `<p><strong>bold</strong></p>`},
+	{"bold underscores", "__bold__", `<p><strong>bold</strong></p>`},
+	{"emphasis", "*em* and _em_", `<p><em>em</em> and <em>em</em></p>`},
+	{"code", "`x := 1`", `<p><code>x := 1</code></p>`},
+	{"code keeps html as text", "`<b>`", `<p><code>&lt;b&gt;</code></p>`},
+	{"strike", "~~gone~~", `<p><del>gone</del></p>`},
+	{"mixed", "hello **world** :smile:", `<p>hello <strong>world</strong> 😄</p>`},
+	{"emoji", ":smile: :heart:", `<p>😄 ❤️</p>`},
+	{"unknown shortcode stays", ":not_an_emoji:", `<p>:not_an_emoji:</p>`},
+	{"link", "[docs](https://example.com/docs)",
+		`<p><a href="https://example.com/docs" ` + rel + `>docs</a></p>`},
+	{"link title dropped", `[docs](https://example.com "the docs")`,
+		`<p><a href="https://example.com" ` + rel + `>docs</a></p>`},
+	{"bare url", "see https://example.com/a?b=1&c=2 now",
+		`<p>see <a href="https://example.com/a?b=1&amp;c=2" ` + rel + `>https://example.com/a?b=1&amp;c=2</a> now</p>`},
+	{"bare www", "www.example.com",
+		`<p><a href="http://www.example.com" ` + rel + `>www.example.com</a></p>`},
+	{"angle autolink", "<https://example.com>",
+		`<p><a href="https://example.com" ` + rel + `>https://example.com</a></p>`},
+	{"bare ftp not linked", "ftp://example.com/f", `<p>ftp://example.com/f</p>`},
+	{"bare email not linked", "me@example.com", `<p>me@example.com</p>`},
+	{"mailto link dropped", "<me@example.com>", `<p>me@example.com</p>`},
+	{"relative link dropped", "[admin](/admin)", `<p>admin</p>`},
+	{"protocol-relative link dropped", "[x](//evil.example/)", `<p>x</p>`},
+	{"userinfo link dropped", "[twitch](https://twitch.tv@evil.example/)", `<p>twitch</p>`},
+	{"heading marker is text", "# big news", `<p># big news</p>`},
+	{"setext heading is text", "title\n===", "<p>title<br>\n===</p>"},
+	{"list markers are text", "- one\n- two", "<p>- one<br>\n- two</p>"},
+	{"ordered list marker is text", "1. first", `<p>1. first</p>`},
+	{"quote marker is text", "> quoted", `<p>&gt; quoted</p>`},
+	{"table is text", "| a | b |\n|---|---|", "<p>| a | b |<br>\n|---|---|</p>"},
+	{"rule is text", "---", `<p>---</p>`},
+	{"indented line is text", "    four spaces", `<p>four spaces</p>`},
+	{"link reference definition is text", "[1]: https://example.com",
+		`<p>[1]: <a href="https://example.com" ` + rel + `>https://example.com</a></p>`},
+	{"image becomes alt text", "look ![a *cat*](https://example.com/cat.png)", `<p>look a <em>cat</em></p>`},
+	{"image without alt is empty", "![](https://example.com/pixel.gif)", ""},
+	{"raw html removed", "<b>hi</b> <u>there</u>", `<p>hi there</p>`},
+	{"only markup is empty", "<b></b><i></i>", ""},
+	{"entity stays escaped", "&lt;b&gt;bold&lt;/b&gt;", `<p>&lt;b&gt;bold&lt;/b&gt;</p>`},
+	{"ampersand", "AT&T &amp; co", `<p>AT&amp;T &amp; co</p>`},
+	{"less-than is text", "I <3 it, a < b > c", `<p>I &lt;3 it, a &lt; b &gt; c</p>`},
+	{"quotes", `she said "hi" it's`, `<p>she said &#34;hi&#34; it&#39;s</p>`},
+	{"newline is a line break", "one\ntwo", "<p>one<br>\ntwo</p>"},
+	{"blank line is a paragraph", "one\n\ntwo", "<p>one</p>\n<p>two</p>"},
+	{"fenced code", "```go\nx := <-ch\n```", "<pre><code>x := &lt;-ch\n</code></pre>"},
+}
+
+func TestMessage(t *testing.T) {
+	for _, tc := range formatCases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Message(tc.in); got != tc.want {
+				t.Errorf("Message(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMessageConcurrent backs the claim that the shared formatter is safe
+// for every connection's goroutine at once; it finds something under -race.
+func TestMessageConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for _, tc := range formatCases {
+				if got := Message(tc.in); got != tc.want {
+					t.Errorf("Message(%q) = %q, want %q", tc.in, got, tc.want)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+type xssRow struct {
+	Name  string `json:"name"`
+	Input string `json:"input"`
+}
+
+// loadXSS reads the hostile inputs shared with the browser test, which
+// renders each one in a real page and checks window.__xss stays undefined.
+func loadXSS(t testing.TB) []xssRow {
+	t.Helper()
+	b, err := os.ReadFile("testdata/xss.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []xssRow
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatalf("testdata/xss.json: %v", err)
+	}
+	return rows
+}
+
+func TestXSSTableShape(t *testing.T) {
+	rows := loadXSS(t)
+	if len(rows) < 30 {
+		t.Errorf("testdata/xss.json has %d rows, want at least 30", len(rows))
+	}
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if r.Name == "" || r.Input == "" {
+			t.Errorf("row %+v: name and input are both required", r)
+		}
+		if seen[r.Name] {
+			t.Errorf("row name %q is used twice; subtests and browser reports need unique names", r.Name)
+		}
+		seen[r.Name] = true
+	}
+}
+
+func TestMessageXSS(t *testing.T) {
+	for _, r := range loadXSS(t) {
+		t.Run(r.Name, func(t *testing.T) {
+			out := Message(r.Input)
+			for _, p := range inertProblems(out) {
+				t.Errorf("%s\n input %q\noutput %q", p, r.Input, out)
+			}
+			for _, p := range markerProblems(out) {
+				t.Errorf("%s\n input %q\noutput %q", p, r.Input, out)
+			}
+		})
+	}
+}
+
+// FuzzMessage checks the inertness rules on inputs nobody thought of; the
+// seeds run with every go test, and `go test -fuzz=FuzzMessage` explores.
+func FuzzMessage(f *testing.F) {
+	for _, tc := range formatCases {
+		f.Add(tc.in)
+	}
+	for _, r := range loadXSS(f) {
+		f.Add(r.Input)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := Message(in)
+		for _, p := range inertProblems(out) {
+			t.Errorf("%s\n input %q\noutput %q", p, in, out)
+		}
+	})
+}
+
+var allowedElements = map[string]bool{
+	"p": true, "br": true, "strong": true, "em": true, "del": true,
+	"code": true, "pre": true, "a": true,
+}
+
+var (
+	// tagStart matches what may follow a literal '<' in the output. Text
+	// never holds a bare '<' (it is escaped), so every other '<' would be
+	// markup that slipped through, whatever a parser makes of it.
+	tagStart = regexp.MustCompile(`^</?(p|br|strong|em|del|code|pre|a)[\s/>]`)
+	// tagSpan is one tag: '>' inside an attribute value is escaped too.
+	tagSpan = regexp.MustCompile(`<[^>]*>`)
+	onAttr  = regexp.MustCompile(`(?i)[\s/"']on[a-z]*\s*=`)
+)
+
+// inertProblems lists the ways sanitised HTML could run script, fetch
+// something or escape the allowlist. It checks twice: on the raw string,
+// which does not depend on how any parser reads it, and on the tree an
+// HTML5 parser (as a browser) builds from it.
+func inertProblems(out string) []string {
+	var probs []string
+	lower := strings.ToLower(out)
+	for i := strings.IndexByte(lower, '<'); i >= 0; i = next(lower, i) {
+		if !tagStart.MatchString(lower[i:]) {
+			probs = append(probs, "raw output has markup outside the allowlist at "+quoteAt(lower, i))
+		}
+	}
+	for _, bad := range []string{"<script", "<img", "<svg", "<math", "<iframe", "<style", "<!--", "<![cdata"} {
+		if strings.Contains(lower, bad) {
+			probs = append(probs, "raw output contains "+bad)
+		}
+	}
+	// A scheme in text is what the sender typed and is inert; inside a
+	// tag it is a link or a handler.
+	for _, tag := range tagSpan.FindAllString(lower, -1) {
+		for _, bad := range []string{"javascript:", "vbscript:", "data:", "srcdoc", "xlink", "style="} {
+			if strings.Contains(tag, bad) {
+				probs = append(probs, "tag "+tag+" contains "+bad)
+			}
+		}
+		if onAttr.MatchString(tag) {
+			probs = append(probs, "tag "+tag+" has an event handler")
+		}
+	}
+
+	nodes, err := parse(out)
+	if err != nil {
+		return append(probs, err.Error())
+	}
+	for _, n := range nodes {
+		probs = append(probs, nodeProblems(n)...)
+	}
+	return probs
+}
+
+// parse returns every node of out as a browser would build it inside <body>.
+func parse(out string) ([]*html.Node, error) {
+	body := &html.Node{Type: html.ElementNode, Data: "body", DataAtom: atom.Body}
+	top, err := html.ParseFragment(strings.NewReader(out), body)
+	if err != nil {
+		return nil, fmt.Errorf("output does not parse: %w", err)
+	}
+	var all []*html.Node
+	for _, n := range top {
+		all = append(all, n)
+		for d := range n.Descendants() {
+			all = append(all, d)
+		}
+	}
+	return all, nil
+}
+
+func next(s string, i int) int {
+	j := strings.IndexByte(s[i+1:], '<')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}
+
+func quoteAt(s string, i int) string {
+	end := min(len(s), i+40)
+	return `"` + s[i:end] + `"`
+}
+
+func nodeProblems(n *html.Node) []string {
+	switch n.Type {
+	case html.TextNode:
+		return nil
+	case html.ElementNode:
+	default:
+		// Comments are where old conditional-comment tricks live.
+		return []string{"non-element node in output: " + n.Data}
+	}
+	var probs []string
+	if !allowedElements[n.Data] || n.Namespace != "" {
+		probs = append(probs, "element <"+n.Data+"> is not allowed")
+	}
+	for _, a := range n.Attr {
+		if strings.HasPrefix(strings.ToLower(a.Key), "on") {
+			probs = append(probs, "<"+n.Data+"> has event handler "+a.Key)
+		}
+		if a.Namespace != "" || n.Data != "a" || !slices.Contains([]string{"href", "rel", "target"}, a.Key) {
+			probs = append(probs, "<"+n.Data+"> has attribute "+a.Key+" outside the allowlist")
+		}
+	}
+	if n.Data == "a" {
+		probs = append(probs, linkProblems(n)...)
+	}
+	return probs
+}
+
+func linkProblems(n *html.Node) []string {
+	var probs []string
+	attr := map[string]string{}
+	for _, a := range n.Attr {
+		attr[a.Key] = a.Val
+	}
+	href, ok := attr["href"]
+	if !ok {
+		probs = append(probs, "<a> without href")
+	}
+	u, err := url.Parse(href)
+	switch {
+	case err != nil:
+		probs = append(probs, "href "+href+" does not parse: "+err.Error())
+	case u.Scheme != "http" && u.Scheme != "https":
+		probs = append(probs, "href "+href+" is not http or https")
+	case u.Host == "":
+		probs = append(probs, "href "+href+" has no host")
+	}
+	rels := strings.Fields(attr["rel"])
+	for _, want := range []string{"nofollow", "noreferrer", "noopener"} {
+		if !slices.Contains(rels, want) {
+			probs = append(probs, "<a> rel "+attr["rel"]+" lacks "+want)
+		}
+	}
+	if attr["target"] != "_blank" {
+		probs = append(probs, "<a> target is "+attr["target"]+", want _blank")
+	}
+	return probs
+}
+
+// markerProblems finds the browser test's marker in an attribute. Every
+// executable payload in xss.json sets window.__xss, so finding it in a
+// value means a payload reached a place a browser may run it from. (Fuzz
+// inputs could legitimately put it in an http URL, so only the table uses
+// this.)
+func markerProblems(out string) []string {
+	nodes, err := parse(out)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var probs []string
+	for _, n := range nodes {
+		for _, a := range n.Attr {
+			if strings.Contains(a.Val, "window.__xss") {
+				probs = append(probs, "<"+n.Data+"> attribute "+a.Key+" holds the payload: "+a.Val)
+			}
+		}
+	}
+	return probs
+}
+
+// benchBody is a typical message: 80 characters with bold and a link.
+const benchBody = "**GG** that clutch was unreal, clip it: https://clips.example.com/a1b2c3 :smile:"
+
+func BenchmarkMessage(b *testing.B) {
+	if len(benchBody) != 80 {
+		b.Fatalf("benchBody is %d bytes, keep it at 80 so figures compare", len(benchBody))
+	}
+	for b.Loop() {
+		Message(benchBody)
+	}
+}
+
+// BenchmarkMessageDelimiters is the worst case known (yuin/goldmark#555):
+// emphasis delimiters are quadratic, which is why callers cap body length
+// before rendering.
+func BenchmarkMessageDelimiters(b *testing.B) {
+	for _, n := range []int{500, 8192} {
+		body := strings.Repeat("*a", n/2)
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				Message(body)
+			}
+		})
+	}
+}

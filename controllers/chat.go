@@ -1,0 +1,375 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/starling-live/starling/chat"
+	"github.com/starling-live/starling/core"
+	"github.com/starling-live/starling/core/data"
+)
+
+// chatService is the chat hub, as the API sees it.
+type chatService interface {
+	Register(ctx context.Context, wantedName, ip string) (chat.Registration, error)
+	Authenticate(ctx context.Context, token string) (*chat.User, error)
+	History(ctx context.Context) (json.RawMessage, error)
+	AllMessages(ctx context.Context, limit int) ([]json.RawMessage, error)
+	SetMessagesVisible(ctx context.Context, ids []string, visible bool) error
+	SetUserEnabled(ctx context.Context, userID string, enabled bool) error
+	SetModerator(ctx context.Context, userID string, moderator bool) error
+	DisabledUsers(ctx context.Context) ([]*chat.User, error)
+	Moderators(ctx context.Context) ([]*chat.User, error)
+	Clients(ctx context.Context) ([]chat.ClientInfo, error)
+	IPBans(ctx context.Context) ([]data.IPBan, error)
+	BanIP(ctx context.Context, ip, notes string) error
+	UnbanIP(ctx context.Context, ip string) error
+	SendSystem(body string) error
+	SettingsChanged(ctx context.Context) error
+	Stats() chat.Stats
+}
+
+// chatError maps the chat's errors to API errors.
+func chatError(err error) error {
+	switch {
+	case errors.Is(err, chat.ErrUnknownUser):
+		return &apiError{status: http.StatusNotFound, message: "no chat user has that id", cause: err}
+	case errors.Is(err, chat.ErrBanned):
+		return &apiError{status: http.StatusForbidden, message: "this address is banned from chat", cause: err}
+	case errors.Is(err, chat.ErrUnknownToken):
+		return &apiError{status: http.StatusUnauthorized, message: "unknown access token: register with POST /api/chat/register and pass ?accessToken=", cause: err}
+	}
+	return err
+}
+
+// RegisterChatUser answers POST /api/chat/register: a new anonymous user
+// and its access token.
+func (h *Handlers) RegisterChatUser(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		DisplayName string `json:"displayName"`
+	}
+	// Owncast accepts an empty body: so do we.
+	if r.ContentLength != 0 {
+		if err := readJSON(w, r, &req); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
+	reg, err := h.deps.Chat.Register(r.Context(), req.DisplayName, h.deps.ClientIP(r))
+	if err != nil {
+		h.writeError(w, r, chatError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id":           reg.User.ID,
+		"accessToken":  reg.AccessToken,
+		"displayName":  reg.User.DisplayName,
+		"displayColor": reg.User.DisplayColor,
+	})
+}
+
+// chatUser authenticates ?accessToken=.
+func (h *Handlers) chatUser(r *http.Request) (*chat.User, error) {
+	u, err := h.deps.Chat.Authenticate(r.Context(), r.URL.Query().Get("accessToken"))
+	if err != nil {
+		return nil, chatError(err)
+	}
+	if u.DisabledAt != nil {
+		return nil, &apiError{status: http.StatusForbidden, message: "this chat user has been disabled", cause: errors.New("disabled user")}
+	}
+	return u, nil
+}
+
+// ChatHistory answers GET /api/chat?accessToken=: the recent visible
+// messages.
+func (h *Handlers) ChatHistory(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.chatUser(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.writeRaw(w, r)(h.deps.Chat.History(r.Context()))
+}
+
+func (h *Handlers) writeRaw(w http.ResponseWriter, r *http.Request) func(json.RawMessage, error) {
+	return func(b json.RawMessage, err error) {
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, b)
+	}
+}
+
+// moderator wraps a handler for chat users with the MODERATOR scope.
+func (h *Handlers) moderator(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, err := h.chatUser(r)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if !u.IsModerator() {
+			h.writeError(w, r, &apiError{status: http.StatusForbidden, message: "only moderators may do this", cause: fmt.Errorf("user %s is not a moderator", u.ID)})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// ModeratorSetMessageVisibility answers POST /api/chat/messagevisibility.
+func (h *Handlers) ModeratorSetMessageVisibility() http.HandlerFunc {
+	return h.moderator(h.SetMessageVisibility)
+}
+
+// ModeratorSetUserEnabled answers POST /api/chat/users/setenabled.
+func (h *Handlers) ModeratorSetUserEnabled() http.HandlerFunc {
+	return h.moderator(h.SetChatUserEnabled)
+}
+
+// SetMessageVisibility answers POST /api/admin/chat/messagevisibility.
+func (h *Handlers) SetMessageVisibility(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		IDs     []string `json:"idArray"`
+		Visible bool     `json:"visible"`
+	}
+	if err := readJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if len(req.IDs) == 0 || len(req.IDs) > 500 {
+		h.writeError(w, r, badRequest(errors.New(`give 1 to 500 message ids: {"idArray": ["id"], "visible": false}`)))
+		return
+	}
+	if err := h.deps.Chat.SetMessagesVisible(r.Context(), req.IDs, req.Visible); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	ok(w)
+}
+
+// SetChatUserEnabled answers POST /api/admin/chat/users/setenabled.
+func (h *Handlers) SetChatUserEnabled(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		UserID  string `json:"userId"`
+		Enabled bool   `json:"enabled"`
+	}
+	if err := readJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.deps.Chat.SetUserEnabled(r.Context(), req.UserID, req.Enabled); err != nil {
+		h.writeError(w, r, chatError(err))
+		return
+	}
+	ok(w)
+}
+
+// SetChatModerator answers POST /api/admin/chat/users/setmoderator.
+func (h *Handlers) SetChatModerator(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		UserID      string `json:"userId"`
+		IsModerator bool   `json:"isModerator"`
+	}
+	if err := readJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.deps.Chat.SetModerator(r.Context(), req.UserID, req.IsModerator); err != nil {
+		h.writeError(w, r, chatError(err))
+		return
+	}
+	ok(w)
+}
+
+func writeList[T any](h *Handlers, w http.ResponseWriter, r *http.Request, list T, err error) {
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// ChatMessages answers GET /api/admin/chat/messages: hidden ones too.
+func (h *Handlers) ChatMessages(w http.ResponseWriter, r *http.Request) {
+	msgs, err := h.deps.Chat.AllMessages(r.Context(), 1000)
+	writeList(h, w, r, msgs, err)
+}
+
+// DisabledChatUsers answers GET /api/admin/chat/users/disabled.
+func (h *Handlers) DisabledChatUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := h.deps.Chat.DisabledUsers(r.Context())
+	writeList(h, w, r, users, err)
+}
+
+// ChatModerators answers GET /api/admin/chat/users/moderators.
+func (h *Handlers) ChatModerators(w http.ResponseWriter, r *http.Request) {
+	users, err := h.deps.Chat.Moderators(r.Context())
+	writeList(h, w, r, users, err)
+}
+
+// ChatClients answers GET /api/admin/chat/clients.
+func (h *Handlers) ChatClients(w http.ResponseWriter, r *http.Request) {
+	clients, err := h.deps.Chat.Clients(r.Context())
+	writeList(h, w, r, clients, err)
+}
+
+type ipBan struct {
+	IPAddress string    `json:"ipAddress"`
+	Notes     string    `json:"notes"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// IPBans answers GET /api/admin/chat/users/ipbans.
+func (h *Handlers) IPBans(w http.ResponseWriter, r *http.Request) {
+	bans, err := h.deps.Chat.IPBans(r.Context())
+	out := make([]ipBan, len(bans))
+	for i, b := range bans {
+		out[i] = ipBan{IPAddress: b.IP, Notes: b.Notes, CreatedAt: b.CreatedAt}
+	}
+	writeList(h, w, r, out, err)
+}
+
+// BanIP answers POST /api/admin/chat/users/ipbans/create.
+func (h *Handlers) BanIP(w http.ResponseWriter, r *http.Request) {
+	var req valueRequest[string]
+	if err := readJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.deps.Chat.BanIP(r.Context(), strings.TrimSpace(req.Value), "banned by an admin"); err != nil {
+		h.writeError(w, r, badRequestIfInput(err))
+		return
+	}
+	ok(w)
+}
+
+// UnbanIP answers POST /api/admin/chat/users/ipbans/remove.
+func (h *Handlers) UnbanIP(w http.ResponseWriter, r *http.Request) {
+	var req valueRequest[string]
+	if err := readJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.deps.Chat.UnbanIP(r.Context(), strings.TrimSpace(req.Value)); err != nil {
+		h.writeError(w, r, badRequestIfInput(err))
+		return
+	}
+	ok(w)
+}
+
+// badRequestIfInput treats an error that is not the database's as the
+// caller's to fix.
+func badRequestIfInput(err error) error {
+	if strings.Contains(err.Error(), "is not an IP address") {
+		return badRequest(err)
+	}
+	return err
+}
+
+// SendChatSystemMessage answers POST /api/admin/chat/send: a SYSTEM
+// message from the streamer.
+func (h *Handlers) SendChatSystemMessage(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Body string `json:"body"`
+	}
+	if err := readJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if n := utf8.RuneCountInString(req.Body); n == 0 || n > 2000 {
+		h.writeError(w, r, badRequest(fmt.Errorf("the message has %d characters: send 1 to 2000", n)))
+		return
+	}
+	if err := h.deps.Chat.SendSystem(req.Body); err != nil {
+		h.writeError(w, r, badRequest(err))
+		return
+	}
+	ok(w)
+}
+
+// chatSetting returns a handler for POST /api/admin/config/chat/...
+// {"value": ...}: it changes the chat settings and tells the clients.
+func chatSetting[T any](h *Handlers, set func(*core.ChatSettings, T)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req valueRequest[T]
+		if err := readJSON(w, r, &req); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error { set(&s.Chat, req.Value); return nil }); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if err := h.deps.Chat.SettingsChanged(r.Context()); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		ok(w)
+	}
+}
+
+// SetChatDisabled answers POST /api/admin/config/chat/disable.
+func (h *Handlers) SetChatDisabled() http.HandlerFunc {
+	return chatSetting(h, func(c *core.ChatSettings, v bool) { c.Disabled = v })
+}
+
+// SetChatLiveOnly answers POST /api/admin/config/chat/liveonly.
+func (h *Handlers) SetChatLiveOnly() http.HandlerFunc {
+	return chatSetting(h, func(c *core.ChatSettings, v bool) { c.LiveOnly = v })
+}
+
+// SetChatJoinMessages answers POST /api/admin/config/chat/joinmessagesenabled.
+func (h *Handlers) SetChatJoinMessages() http.HandlerFunc {
+	return chatSetting(h, func(c *core.ChatSettings, v bool) { c.JoinMessages = v })
+}
+
+func trimmed(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// SetForbiddenNames answers POST /api/admin/config/chat/forbiddenusernames.
+func (h *Handlers) SetForbiddenNames() http.HandlerFunc {
+	return chatSetting(h, func(c *core.ChatSettings, v []string) { c.ForbiddenNames = trimmed(v) })
+}
+
+// SetSuggestedNames answers POST /api/admin/config/chat/suggestedusernames.
+func (h *Handlers) SetSuggestedNames() http.HandlerFunc {
+	return chatSetting(h, func(c *core.ChatSettings, v []string) { c.SuggestedNames = trimmed(v) })
+}
+
+type viewerSample struct {
+	Time  time.Time `json:"time"`
+	Value int       `json:"value"`
+}
+
+// ViewersOverTime answers GET /api/admin/viewersOverTime[?windowStart=RFC
+// 3339 time]: viewer counts, a sample a minute, the last day by default.
+func (h *Handlers) ViewersOverTime(w http.ResponseWriter, r *http.Request) {
+	since := time.Now().Add(-24 * time.Hour)
+	if v := r.URL.Query().Get("windowStart"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			h.writeError(w, r, badRequest(fmt.Errorf("windowStart %q is not an RFC 3339 time such as 2026-11-21T10:00:00Z", v)))
+			return
+		}
+		since = t
+	}
+	samples, err := h.deps.Viewers.OverTime(r.Context(), since)
+	out := make([]viewerSample, len(samples))
+	for i, s := range samples {
+		out[i] = viewerSample{Time: s.At, Value: s.Count}
+	}
+	writeList(h, w, r, out, err)
+}
