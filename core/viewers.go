@@ -120,7 +120,7 @@ func (v *ViewerHistory) count(ctx context.Context, now time.Time) {
 }
 
 func (v *ViewerHistory) sample(ctx context.Context, now time.Time) {
-	s := data.ViewerSample{At: now.UTC().Truncate(time.Second), Count: v.sinceSample}
+	s := data.ViewerSample{At: now.UTC(), Count: v.sinceSample}
 	v.sinceSample = 0
 	if err := v.d.Store.AddViewerSample(ctx, s, v.d.Keep); err != nil {
 		v.d.Logger.Warn("cannot store the viewer count", "err", err)
