@@ -271,6 +271,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		Tracker:  a.tracker,
 		Chat:     a.chat,
 		Viewers:  a.viewers,
+		Health:   a.pipeline,
 		ClientIP: webserver.ClientIP,
 
 		P2PDisabled: !cfg.P2P,

@@ -16,12 +16,13 @@ type adminStatusResponse struct {
 	Broadcaster *core.Broadcaster `json:"broadcaster"`
 	ViewerCount int               `json:"viewerCount"`
 	// SessionPeakViewerCount is the current (or last) broadcast's peak.
-	SessionPeakViewerCount int        `json:"sessionPeakViewerCount"`
-	OverallPeakViewerCount int        `json:"overallPeakViewerCount"`
-	Chat                   chat.Stats `json:"chat"`
-	StreamTitle            string     `json:"streamTitle"`
-	VersionNumber          string     `json:"versionNumber"`
-	P2P                    p2pStatus  `json:"p2p"`
+	SessionPeakViewerCount int               `json:"sessionPeakViewerCount"`
+	OverallPeakViewerCount int               `json:"overallPeakViewerCount"`
+	Chat                   chat.Stats        `json:"chat"`
+	Health                 core.StreamHealth `json:"health"`
+	StreamTitle            string            `json:"streamTitle"`
+	VersionNumber          string            `json:"versionNumber"`
+	P2P                    p2pStatus         `json:"p2p"`
 }
 
 // AdminStatus answers GET /api/admin/status: the public status plus who
@@ -38,6 +39,7 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 		SessionPeakViewerCount: session,
 		OverallPeakViewerCount: overall,
 		Chat:                   h.deps.Chat.Stats(),
+		Health:                 h.deps.Health.Health(),
 		StreamTitle:            s.StreamTitle,
 		VersionNumber:          h.deps.Version,
 		P2P:                    p2p,

@@ -44,9 +44,12 @@ type Deps struct {
 	P2PDisabled bool
 	Chat        chatService
 	Viewers     viewerHistory
+	Health      streamHealth
 	// ClientIP names the client behind any trusted proxy.
 	ClientIP func(*http.Request) string
 }
+
+type streamHealth interface{ Health() core.StreamHealth }
 
 type viewerHistory interface {
 	Peaks() (session, overall int)

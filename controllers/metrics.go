@@ -53,6 +53,14 @@ func (h *Handlers) Metrics() http.Handler {
 	counter("starling_chat_dropped_slow_clients_total", "Chat clients dropped for not keeping up.", nil, func() float64 { return float64(h.deps.Chat.Stats().Dropped) })
 	gauge("starling_viewers_session_peak", "Peak viewers of the current or last broadcast.", func() float64 { s, _ := h.deps.Viewers.Peaks(); return float64(s) })
 	gauge("starling_viewers_overall_peak", "Peak viewers ever.", func() float64 { _, o := h.deps.Viewers.Peaks(); return float64(o) })
+	health := func(f func(core.StreamHealth) float64) func() float64 {
+		return func() float64 { return f(h.deps.Health.Health()) }
+	}
+	gauge("starling_ingest_bitrate_kbps", "What the publisher sends, over the last 5 s.", health(func(s core.StreamHealth) float64 { return s.IngestBitrateKbps }))
+	gauge("starling_ingest_framerate", "Frames a second the publisher sends, over the last 5 s.", health(func(s core.StreamHealth) float64 { return s.IngestFramerate }))
+	gauge("starling_ingest_keyframe_interval_seconds", "Time between the publisher's last two key frames.", health(func(s core.StreamHealth) float64 { return s.KeyframeIntervalSeconds }))
+	gauge("starling_transcoder_speed", "ffmpeg's speed over the last 5 s; below 1 it cannot keep up.", health(func(s core.StreamHealth) float64 { return s.TranscoderSpeed }))
+	gauge("starling_transcoder_dropped_frames", "Frames ffmpeg dropped in this broadcast.", health(func(s core.StreamHealth) float64 { return float64(s.DroppedFrames) }))
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

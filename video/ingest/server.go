@@ -38,6 +38,9 @@ type Publish struct {
 	// Kick disconnects the publisher, e.g. when its stream cannot be
 	// transcoded.
 	Kick func()
+	// Stats measures what the publisher sends; safe to call from any
+	// goroutine, for as long as anyone likes.
+	Stats func() Stats
 }
 
 // Session receives one publisher's media. Its methods are called from the
@@ -202,6 +205,7 @@ type connHandler struct {
 
 	app       string
 	session   Session
+	meter     *meter // measures the tags passed to session; set with it
 	sawAudio  bool
 	sawVideo  bool
 	closeOnce sync.Once
@@ -231,17 +235,20 @@ func (h *connHandler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.Ne
 		h.log.Warn("publish refused: wrong stream key")
 		return ErrWrongKey
 	}
+	now := time.Now()
+	m := newMeter(now)
 	sess, err := h.srv.deps.Handler.Publish(Publish{
 		RemoteAddr: h.addr,
-		Time:       time.Now(),
+		Time:       now,
 		Kick:       func() { h.nc.Close() },
+		Stats:      func() Stats { return m.stats(time.Now()) },
 	})
 	if err != nil {
 		h.log.Warn("publish refused", "err", err)
 		return err
 	}
 	h.log.Info("publisher connected")
-	h.session = sess
+	h.session, h.meter = sess, m
 	return nil
 }
 
@@ -286,7 +293,9 @@ func (h *connHandler) media(typ flv.TagType, ts uint32, payload io.Reader) error
 		h.log.Error("publisher disconnected", "err", err)
 		return err
 	}
-	h.session.WriteTag(flv.Tag{Type: typ, Timestamp: ts, Data: data})
+	t := flv.Tag{Type: typ, Timestamp: ts, Data: data}
+	h.meter.observe(t, time.Now())
+	h.session.WriteTag(t)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/video/flv"
@@ -45,6 +46,12 @@ type Pipeline struct {
 	deps Deps
 	// wg counts the watchers of running transcoders.
 	wg sync.WaitGroup
+
+	// mu guards live: the session of the publisher sending now, nil while
+	// nobody is. Publish sets it, the session's Close clears it, Health
+	// reads it.
+	mu   sync.Mutex
+	live *session
 }
 
 // New returns a Pipeline.
@@ -97,7 +104,64 @@ func (p *Pipeline) Publish(pub ingest.Publish) (ingest.Session, error) {
 			pub.Kick()
 		}
 	}()
-	return &session{p: p, log: log, t: t, b: b}, nil
+	stats := pub.Stats
+	if stats == nil {
+		stats = func() ingest.Stats { return ingest.Stats{} }
+	}
+	s := &session{p: p, log: log, t: t, b: b, stats: stats, video: video, started: pub.Time}
+	p.mu.Lock()
+	p.live = s
+	p.mu.Unlock()
+	return s, nil
+}
+
+// staleProgress is when ffmpeg's last report is too old to stand for its
+// speed now.
+const staleProgress = 5 * time.Second
+
+// Health reports how the live broadcast is doing, with warnings for the
+// admin; Online is false while nobody is publishing. It is cheap, and safe
+// from any goroutine.
+func (p *Pipeline) Health() core.StreamHealth {
+	now := time.Now()
+	p.mu.Lock()
+	s := p.live
+	p.mu.Unlock()
+	h := core.StreamHealth{UpdatedAt: now}
+	if s == nil {
+		h.Warnings = core.HealthWarnings(h, core.HealthTargets{})
+		return h
+	}
+	in := s.stats()
+	pr := s.t.Progress()
+	h.Online = true
+	h.IngestBitrateKbps = in.Bitrate
+	h.VideoBitrateKbps = in.VideoBitrate
+	h.IngestFramerate = in.Framerate
+	h.KeyframeIntervalSeconds = in.KeyframeInterval.Seconds()
+	h.LastFrameAgeSeconds = in.LastFrameAge.Seconds()
+
+	reported := pr.UpdatedAt
+	if reported.IsZero() {
+		reported = s.started
+	}
+	age := max(now.Sub(reported), 0)
+	h.TranscoderProgressAgeSeconds = age.Seconds()
+	if age < staleProgress {
+		h.TranscoderSpeed, h.TranscoderFramerate = pr.Speed, pr.FPS
+	}
+	h.TranscoderOutTimeSeconds = pr.OutTime.Seconds()
+	h.TranscoderRestarts = max(pr.Run-1, 0)
+	h.DroppedFrames, h.DuplicatedFrames, h.SkippedFrames = pr.DropFrames, pr.DupFrames, pr.SkippedFrames
+
+	want := core.HealthTargets{KeyframeIntervalSeconds: float64(s.video.SegmentSeconds)}
+	if in.Full() {
+		if br := p.deps.Stream.Status().Broadcaster; br != nil {
+			want.Framerate = br.StreamDetails.FrameRate
+		}
+	}
+	h.Warnings = core.HealthWarnings(h, want)
+	return h
 }
 
 // bandwidths are the peak bit rates of the transcoded variants, for the
@@ -123,6 +187,11 @@ type session struct {
 	log *slog.Logger
 	t   *transcode.Session
 	b   *hls.Broadcast
+	// stats measures what the publisher sends.
+	stats func() ingest.Stats
+	// video are the broadcast's settings, fixed when it started.
+	video   core.VideoSettings
+	started time.Time
 }
 
 func (s *session) Metadata(d core.StreamDetails) { s.p.deps.Stream.SetDetails(d) }
@@ -132,6 +201,12 @@ func (s *session) WriteTag(t flv.Tag) { s.t.WriteTag(t) }
 // Close lets ffmpeg finish the last segment, closes the playlists, and
 // only then reports the stream offline.
 func (s *session) Close() {
+	// The publisher has gone: there is nothing left to judge.
+	s.p.mu.Lock()
+	if s.p.live == s {
+		s.p.live = nil
+	}
+	s.p.mu.Unlock()
 	if err := s.t.Close(); err != nil {
 		s.log.Warn("transcoder ended with an error", "err", err)
 	}

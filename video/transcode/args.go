@@ -36,10 +36,12 @@ type Job struct {
 const ffmpegPlaylistSize = 4
 
 // Args returns ffmpeg's arguments for j, program name excluded. ffmpeg reads
-// FLV on standard input.
+// FLV on standard input and writes its progress report to standard output
+// (the output goes over HTTP, so nothing else does): -nostats silences the
+// human-readable line on stderr, -progress does not depend on it.
 func Args(j Job) []string {
 	a := []string{
-		"-hide_banner", "-loglevel", "warning", "-nostats",
+		"-hide_banner", "-loglevel", "warning", "-nostats", "-progress", "pipe:1",
 		"-fflags", "+genpts",
 		"-f", "flv", "-i", "pipe:0",
 	}

@@ -21,7 +21,7 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "default transcode with audio passthrough",
 			job:  Job{Variants: def.Variants, SegmentSeconds: def.SegmentSeconds, HasAudio: true, OutputURL: out},
-			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]scale=-2:'trunc(min(720,ih)/2)*2',fps=30,format=yuv420p[v0]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 veryfast -tune:v:0 zerolatency -profile:v:0 high" +
 				" -b:v:0 2500k -maxrate:v:0 2750k -bufsize:v:0 5000k -g:v:0 60 -keyint_min:v:0 60 -sc_threshold:v:0 0" +
@@ -36,7 +36,7 @@ func TestArgsGolden(t *testing.T) {
 				Variants:       []core.Variant{{Name: "source", VideoPassthrough: true, AudioPassthrough: true}},
 				SegmentSeconds: 4, HasAudio: true, OutputURL: out, SourceVideoKbps: 4500, SourceAudioKbps: 128,
 			},
-			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
 				" -map 0:v:0 -c:v:0 copy -b:v:0 4500k -map 0:a:0 -c:a:0 copy -b:a:0 128k" +
 				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
@@ -52,7 +52,7 @@ func TestArgsGolden(t *testing.T) {
 				},
 				SegmentSeconds: 3, OutputURL: out,
 			},
-			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale=1920:1080,fps=60,format=yuv420p[v0];" +
 				"[s1]scale='trunc(min(854,iw)/2)*2':-2,fps=30,format=yuv420p[v1]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 fast -tune:v:0 zerolatency -profile:v:0 high" +
@@ -70,7 +70,7 @@ func TestArgsGolden(t *testing.T) {
 				Variants:       []core.Variant{{Name: "360p", ScaledHeight: 360, VideoBitrate: 800, AudioBitrate: 96, Framerate: 25, CPUUsageLevel: 1}},
 				SegmentSeconds: 2, HasAudio: true, OutputURL: out,
 			},
-			want: "-hide_banner -loglevel warning -nostats -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]scale=-2:'trunc(min(360,ih)/2)*2',fps=25,format=yuv420p[v0]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 superfast -tune:v:0 zerolatency -profile:v:0 high" +
 				" -b:v:0 800k -maxrate:v:0 880k -bufsize:v:0 1600k -g:v:0 50 -keyint_min:v:0 50 -sc_threshold:v:0 0" +

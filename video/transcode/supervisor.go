@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -88,14 +89,23 @@ type Session struct {
 	done chan struct{}
 	err  error
 
-	// dropping and dropped belong to the goroutine calling WriteTag.
+	// dropping and dropped belong to the goroutine calling WriteTag;
+	// skipped is the video frames it dropped, read by Progress.
 	dropping bool
 	dropped  int
+	skipped  atomic.Int64
 
 	// mu guards the decoder configuration a new ffmpeg run needs before
 	// its first frame: the first metadata and the latest sequence headers.
 	mu                     sync.Mutex
 	meta, avcConf, aacConf *flv.Tag
+
+	// pmu guards the current run's number and progress, which runOnce
+	// replaces at each start, and the frame counts of the runs before.
+	pmu                  sync.Mutex
+	runs                 int
+	progress             *progressMeter
+	pastDup, pastDropped int64
 }
 
 // Start begins a session. ffmpeg starts at the first key frame.
@@ -138,7 +148,7 @@ func (s *Session) WriteTag(t flv.Tag) {
 		s.mu.Unlock()
 	}
 	if s.dropping && !t.IsKeyframe() {
-		s.dropped++
+		s.drop(t)
 		return
 	}
 	select {
@@ -153,8 +163,44 @@ func (s *Session) WriteTag(t flv.Tag) {
 			s.log.Warn("ffmpeg is not keeping up with the publisher: dropping frames up to the next key frame; lower the variants' resolution or CPU usage level")
 		}
 		s.dropping = true
-		s.dropped++
+		s.drop(t)
 	}
+}
+
+func (s *Session) drop(t flv.Tag) {
+	s.dropped++
+	if t.Type == flv.TagVideo {
+		s.skipped.Add(1)
+	}
+}
+
+// Progress reports how ffmpeg is doing; safe from any goroutine.
+func (s *Session) Progress() Progress {
+	s.pmu.Lock()
+	run, pm, dup, dropped := s.runs, s.progress, s.pastDup, s.pastDropped
+	s.pmu.Unlock()
+	var p Progress
+	if pm != nil {
+		p = pm.progress()
+	}
+	p.Run = run
+	p.DupFrames += dup
+	p.DropFrames += dropped
+	p.SkippedFrames = s.skipped.Load()
+	return p
+}
+
+// newRun makes pm the progress of run n, keeping the frame counts of
+// the run before.
+func (s *Session) newRun(n int, pm *progressMeter) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if s.progress != nil {
+		last := s.progress.progress()
+		s.pastDup += last.DupFrames
+		s.pastDropped += last.DropFrames
+	}
+	s.runs, s.progress = n, pm
 }
 
 // Done is closed when the session has ended: after Close, or when ffmpeg
@@ -274,8 +320,12 @@ func (s *Session) runOnce(n int, first flv.Tag) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	cmd.WaitDelay = s.policy.Grace
+	// Standard output carries the -progress report (see Args); exec's
+	// copying goroutine writes it, and Wait waits for that.
+	progress := newProgressMeter()
+	s.newRun(n, progress)
 	stderr := newLineLog(log.With("source", "ffmpeg"))
-	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.Stdout, cmd.Stderr = progress, stderr
 	// An os.Pipe rather than cmd.StdinPipe: its write end takes deadlines,
 	// which is how a hung ffmpeg is told from a slow one.
 	pr, pw, err := os.Pipe()

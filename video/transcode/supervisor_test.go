@@ -55,6 +55,21 @@ func fakeFFmpeg(mode, dir string) int {
 		}
 		io.Copy(f, os.Stdin)
 		return 0
+	case "progress-crash-once":
+		// Report progress as ffmpeg does, on standard output; the first
+		// run crashes after two reports.
+		dup, drop := 2, 3
+		if n > 1 {
+			dup, drop = 1, 1
+		}
+		go io.Copy(f, os.Stdin)
+		for i := 1; ; i++ {
+			fmt.Printf("frame=%d\nfps=0.00\nout_time_us=%d\ndup_frames=%d\ndrop_frames=%d\nspeed=N/A\nprogress=continue\n", i*3, i*100_000, dup, drop)
+			if n == 1 && i == 2 {
+				return 3
+			}
+			time.Sleep(100 * time.Millisecond) // ffmpeg's -stats_period, shortened
+		}
 	case "ignore-sigint":
 		signal.Ignore(syscall.SIGINT)
 		io.Copy(f, os.Stdin)
@@ -210,6 +225,35 @@ func TestSupervisorRestartsACrashedChildFromAKeyFrame(t *testing.T) {
 	}
 }
 
+func TestProgressComesFromStandardOutputAndSpansRestarts(t *testing.T) {
+	s, _, _ := startFake(t, "progress-crash-once", Policy{Backoff: time.Millisecond})
+	if p := s.Progress(); p.Run != 0 || !p.UpdatedAt.IsZero() {
+		t.Errorf("progress before ffmpeg started: %+v", p)
+	}
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() { defer close(fed); feed(s, stop) }()
+
+	testrig.Eventually(t, 30*time.Second, "the second run to report a second of progress", func() (bool, string) {
+		p := s.Progress()
+		return p.Run == 2 && p.Speed > 0, fmt.Sprintf("%+v", p)
+	})
+	close(stop)
+	<-fed
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	p := s.Progress()
+	// The fake reports 0.1 s of output and 3 frames every 0.1 s; its sleeps
+	// may run long on a busy machine, never short.
+	if p.Speed > 1.05 || p.FPS > 31.5 || p.Frame < 30 || p.OutTime < time.Second || p.UpdatedAt.IsZero() {
+		t.Errorf("progress %+v", p)
+	}
+	if p.DupFrames != 2+1 || p.DropFrames != 3+1 {
+		t.Errorf("dup %d drop %d, want the two runs' sums 3 and 4", p.DupFrames, p.DropFrames)
+	}
+}
+
 func TestSupervisorKillsAChildThatIgnoresSIGINT(t *testing.T) {
 	s, dir, logs := startFake(t, "ignore-sigint", Policy{Drain: 50 * time.Millisecond, Grace: 200 * time.Millisecond})
 	stop := make(chan struct{})
@@ -254,6 +298,9 @@ func TestWriteTagDropsToTheNextKeyFrameWhenFull(t *testing.T) {
 	<-s.in
 	s.WriteTag(frame(5)) // audio, still dropping until a key frame
 	s.WriteTag(frame(6)) // inter frame: dropped
+	if got := s.Progress().SkippedFrames; got != 2 {
+		t.Errorf("SkippedFrames = %d, want the 2 video frames dropped", got)
+	}
 	if len(s.in) != 1 {
 		t.Fatalf("queue holds %d tags, want 1: frames after a drop must wait for a key frame", len(s.in))
 	}
