@@ -44,7 +44,17 @@ func newBrowser(t *testing.T) *browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		// Close Chromium and wait for it, so that it has stopped writing
+		// its profile before the test removes the directory.
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := chromedp.Cancel(cctx); err != nil {
+			t.Logf("closing chromium: %v", err)
+		}
+		ccancel()
+		cancel()
+		cancelAlloc()
+	})
 	b := &browser{t: t, ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		var problem string

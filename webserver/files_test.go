@@ -54,6 +54,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Handlers:     controllers.New(controllers.Deps{}),
 		Tracker:      http.NotFoundHandler(),
+		Chat:         http.NotFoundHandler(),
 		HLSDir:       hlsDir,
 		ThumbnailDir: thumbs,
 		Web:          web,

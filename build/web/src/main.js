@@ -10,6 +10,7 @@
 // each other (src/p2p.js).
 import Hls from 'hls.js';
 import { HlsJsP2PEngine } from 'p2p-media-loader-hlsjs';
+import { startChat } from './chat.js';
 import * as p2p from './p2p.js';
 import { TamperingSegmentStorage } from './tamper.js';
 
@@ -527,6 +528,10 @@ document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') poll();
 });
 
+// The chat panel (src/chat.js). A stream starting or stopping there is
+// news the status poll would only see within POLL_MS.
+const chat = startChat(document.getElementById('chat'), { onStream: () => poll() });
+
 // Read-only hook for automated browser tests.
 Object.defineProperty(window, 'starling', {
   value: Object.freeze({
@@ -538,6 +543,9 @@ Object.defineProperty(window, 'starling', {
     },
     get p2p() {
       return stats.snapshot();
+    },
+    get chat() {
+      return chat.snapshot();
     },
   }),
 });
