@@ -163,3 +163,28 @@ func Median(vs []float64) float64 {
 
 // MB converts bytes to mebibytes.
 func MB(b int64) float64 { return float64(b) / (1 << 20) }
+
+// MachineCPU is how long the machine's CPUs have been busy, and how long
+// they have run in all, in CPU-seconds since boot (from /proc/stat). The
+// difference of two readings shows how much of the machine other
+// processes took during a measurement: this one is shared and noisy.
+func MachineCPU() (busy, total float64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	// user nice system idle iowait irq softirq steal; guest time is
+	// already in user.
+	var v [8]float64
+	for i := range v {
+		v[i], _ = strconv.ParseFloat(f[i+1], 64)
+		total += v[i]
+	}
+	busy = total - v[3] - v[4]
+	return busy / 100, total / 100 // USER_HZ is 100 on Linux
+}
