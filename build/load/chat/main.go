@@ -463,6 +463,9 @@ func report(s summary) {
 		s.ToServerP50ms, s.ToServerP99ms, s.FromServerP50, s.FromServerP99)
 	fmt.Printf("machine CPU while sending: %.0f%% of %d cores' %d%%; other processes %.0f%%\n",
 		s.MachineCPU, s.Cores, s.Cores*100, s.OthersCPU)
+	if s.OthersCPU > 10 {
+		fmt.Printf("WARNING: other processes took %.0f%% of a core while sending: the latencies are not the server's alone; run again on a quiet machine\n", s.OthersCPU)
+	}
 	for _, k := range slices.Sorted(maps.Keys(s.DropReasons)) {
 		fmt.Printf("dropped: %d × %s\n", s.DropReasons[k], k)
 	}
