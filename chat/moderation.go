@@ -44,7 +44,8 @@ func (h *Hub) SettingsChanged(ctx context.Context) error {
 	return h.exec(ctx, func(st *state) {
 		if now != st.status {
 			st.status = now
-			h.accept(st, post{ev: now.event(), enc: now.event().encode()})
+			ev := now.event()
+			h.accept(st, post{ev: ev, enc: ev.encode()})
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -102,7 +103,8 @@ func (h *Hub) checkName(name string) error {
 		}
 	}
 	s := h.d.Settings.Get()
-	for _, f := range append(s.Chat.ForbiddenNames, s.Name) {
+	// A new slice: appending to the snapshot's could write into it.
+	for _, f := range slices.Concat(s.Chat.ForbiddenNames, []string{s.Name}) {
 		if strings.EqualFold(strings.TrimSpace(f), name) {
 			return &nameError{ErrCodeNameForbidden, fmt.Sprintf("The name %q is reserved: choose another.", name)}
 		}
