@@ -201,7 +201,7 @@ func (h *Hub) SetModerator(ctx context.Context, userID string, moderator bool) e
 func normalizeIP(ip string) (string, error) {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
-		return "", fmt.Errorf("%q is not an IP address: give one such as 203.0.113.7 or 2001:db8::1", ip)
+		return "", fmt.Errorf("%q is %w: give one such as 203.0.113.7 or 2001:db8::1", ip, ErrBadAddress)
 	}
 	return a.Unmap().String(), nil
 }

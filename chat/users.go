@@ -23,6 +23,7 @@ var (
 	ErrUnknownToken = errors.New("unknown chat access token")
 	ErrUnknownUser  = errors.New("no such chat user")
 	ErrBanned       = errors.New("this address is banned from chat")
+	ErrBadAddress   = errors.New("not an IP address")
 )
 
 func hashToken(token string) string {

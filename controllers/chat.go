@@ -42,6 +42,8 @@ func chatError(err error) error {
 		return &apiError{status: http.StatusNotFound, message: "no chat user has that id", cause: err}
 	case errors.Is(err, chat.ErrBanned):
 		return &apiError{status: http.StatusForbidden, message: "this address is banned from chat", cause: err}
+	case errors.Is(err, chat.ErrBadAddress):
+		return badRequest(err)
 	case errors.Is(err, chat.ErrUnknownToken):
 		return &apiError{status: http.StatusUnauthorized, message: "unknown access token: register with POST /api/chat/register and pass ?accessToken=", cause: err}
 	}
@@ -93,17 +95,8 @@ func (h *Handlers) ChatHistory(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	h.writeRaw(w, r)(h.deps.Chat.History(r.Context()))
-}
-
-func (h *Handlers) writeRaw(w http.ResponseWriter, r *http.Request) func(json.RawMessage, error) {
-	return func(b json.RawMessage, err error) {
-		if err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, b)
-	}
+	hist, err := h.deps.Chat.History(r.Context())
+	writeList(h, w, r, hist, err)
 }
 
 // moderator wraps a handler for chat users with the MODERATOR scope.
@@ -243,7 +236,7 @@ func (h *Handlers) BanIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.deps.Chat.BanIP(r.Context(), strings.TrimSpace(req.Value), "banned by an admin"); err != nil {
-		h.writeError(w, r, badRequestIfInput(err))
+		h.writeError(w, r, chatError(err))
 		return
 	}
 	ok(w)
@@ -257,19 +250,10 @@ func (h *Handlers) UnbanIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.deps.Chat.UnbanIP(r.Context(), strings.TrimSpace(req.Value)); err != nil {
-		h.writeError(w, r, badRequestIfInput(err))
+		h.writeError(w, r, chatError(err))
 		return
 	}
 	ok(w)
-}
-
-// badRequestIfInput treats an error that is not the database's as the
-// caller's to fix.
-func badRequestIfInput(err error) error {
-	if strings.Contains(err.Error(), "is not an IP address") {
-		return badRequest(err)
-	}
-	return err
 }
 
 // SendChatSystemMessage answers POST /api/admin/chat/send: a SYSTEM
