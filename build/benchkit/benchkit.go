@@ -34,13 +34,19 @@ type Server struct {
 }
 
 // Build compiles Starling from the checkout in the working directory into
-// dir and returns the binary's path.
-func Build(dir string) (string, error) {
-	bin := filepath.Join(dir, "starling")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build: %v\n%s", err, out)
+// a new temporary directory named after prefix, which also holds the data
+// of the servers started from it. The caller removes dir when done.
+func Build(prefix string) (dir, bin string, err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", "", err
 	}
-	return bin, nil
+	bin = filepath.Join(dir, "starling")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("build: %v\n%s", err, out)
+	}
+	return dir, bin, nil
 }
 
 var addrLine = regexp.MustCompile(`(Watch|Publish to):\s+(\S+)`)

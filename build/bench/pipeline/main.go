@@ -47,15 +47,11 @@ type result struct {
 }
 
 func run(runs int, window time.Duration, size string) error {
-	tmp, err := os.MkdirTemp("", "starling-bench-")
+	tmp, bin, err := benchkit.Build("starling-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := benchkit.Build(tmp)
-	if err != nil {
-		return err
-	}
 	var results []result
 	for i := 1; i <= runs; i++ {
 		r, err := once(bin, tmp, window, size)

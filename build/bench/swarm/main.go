@@ -81,15 +81,11 @@ type result struct {
 }
 
 func run(ns []int, window, warmup time.Duration, tu tuning, tabs bool) error {
-	tmp, err := os.MkdirTemp("", "starling-swarm-")
+	tmp, bin, err := benchkit.Build("starling-swarm-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := benchkit.Build(tmp)
-	if err != nil {
-		return err
-	}
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		return fmt.Errorf("chromium is needed: %w", err)

@@ -118,15 +118,11 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "starling-chat-load-")
+	tmp, bin, err := benchkit.Build("starling-chat-load-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := benchkit.Build(tmp)
-	if err != nil {
-		return err
-	}
 	srv, err := benchkit.Start(bin, tmp)
 	if err != nil {
 		return err

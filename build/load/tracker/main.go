@@ -55,15 +55,11 @@ func main() {
 var fakeSDP = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n" + strings.Repeat("a=fake-attribute:0123456789abcdef\r\n", 18)
 
 func run(n, offers, ramp int, interval, window time.Duration) error {
-	tmp, err := os.MkdirTemp("", "starling-tracker-load-")
+	tmp, bin, err := benchkit.Build("starling-tracker-load-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := benchkit.Build(tmp)
-	if err != nil {
-		return err
-	}
 	srv, err := benchkit.Start(bin, tmp)
 	if err != nil {
 		return err
