@@ -38,4 +38,7 @@ else
 fi
 
 step "go test -race"
-STARLING_REQUIRE_TOOLS=1 go test -race -count=1 -timeout 40m ./...
+# One package at a time (-p 1): the root package's headless Chromium
+# viewers and the pipeline's ffmpeg runs must not share two cores with
+# each other, or the browsers stall for want of CPU, not for a bug.
+STARLING_REQUIRE_TOOLS=1 go test -race -count=1 -p 1 -timeout 40m ./...
