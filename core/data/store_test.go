@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -75,4 +76,48 @@ func TestStoreRefusesANewerSchema(t *testing.T) {
 	if _, err := Open(ctx, path); err == nil {
 		t.Fatal("a database from a newer Starling was opened")
 	}
+}
+
+// TestDatabaseIsPrivate: the database holds the stream key, so no other
+// user may read it or its journal files, even one left world-readable by
+// an older version.
+func TestDatabaseIsPrivate(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "starling.db")
+	check := func(when string) {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if errors.Is(err, os.ErrNotExist) && p != path {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode := fi.Mode().Perm(); mode != 0o600 {
+				t.Errorf("%s: %s has mode %o, want 600", when, filepath.Base(p), mode)
+			}
+		}
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSecret(ctx, "stream_key", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	check("new")
+	s.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.SetSecret(ctx, "stream_key", "secret2"); err != nil {
+		t.Fatal(err)
+	}
+	check("reopened")
 }
