@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/starling-live/starling/core/data"
 )
 
@@ -90,7 +92,7 @@ func TestSecrets(t *testing.T) {
 		}
 	}
 	// The password is stored hashed, never as given.
-	if raw, _ := store.Secret(ctx, secretAdminPassword); strings.Contains(raw, gen.AdminPassword) || !strings.HasPrefix(raw, "$2") {
+	if raw, _ := store.Secret(ctx, secretAdminPassword); strings.Contains(raw, gen.AdminPassword) || !strings.HasPrefix(raw, prehashedPrefix+"$2") {
 		t.Errorf("admin password stored as %q", raw)
 	}
 
@@ -109,6 +111,60 @@ func TestSecrets(t *testing.T) {
 	}
 	if !s3.CheckStreamKey("new-stream-key") || !s3.CheckAdminPassword("new-admin-password") || s3.CheckAdminPassword(gen.AdminPassword) {
 		t.Error("flags did not replace the secrets")
+	}
+}
+
+// TestAdminPasswordEveryByteCounts: bcrypt reads 72 bytes; a password
+// longer than that is still checked whole, and the 72-byte prefix of it,
+// or the prefix with anything appended, is refused.
+func TestAdminPasswordEveryByteCounts(t *testing.T) {
+	ctx := context.Background()
+	store, _ := openStore(t)
+	long := strings.Repeat("p", 72) + "-the-rest-of-the-password"
+	s, _, err := LoadSecrets(ctx, store, "", long)
+	if err != nil {
+		t.Fatalf("a %d-byte password: %v", len(long), err)
+	}
+	for _, wrong := range []string{long[:72], long[:72] + "anything", long + "x", long[:len(long)-1] + "X"} {
+		if s.CheckAdminPassword(wrong) {
+			t.Errorf("%q (%d bytes) logged in as the %d-byte password", wrong, len(wrong), len(long))
+		}
+	}
+	if !s.CheckAdminPassword(long) {
+		t.Error("the long password itself was refused")
+	}
+	if _, _, err := LoadSecrets(ctx, store, "", strings.Repeat("x", maxPasswordBytes+1)); err == nil || !strings.Contains(err.Error(), "use 8 to 1024") {
+		t.Errorf("an over-long password: %v", err)
+	}
+
+	// A hash stored before prehashing still works, and only for its
+	// password: bcrypt would let the 72-byte prefix plus anything in.
+	legacy, err := bcrypt.GenerateFromPassword([]byte(long[:72]), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetSecret(ctx, secretAdminPassword, string(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := LoadSecrets(ctx, store, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.CheckAdminPassword(long[:72]) {
+		t.Error("a legacy hash no longer accepts its password")
+	}
+	if old.CheckAdminPassword(long[:72] + "anything") {
+		t.Error("a legacy hash accepts its password with bytes appended")
+	}
+}
+
+func TestStreamKeyRules(t *testing.T) {
+	ctx := context.Background()
+	store, _ := openStore(t)
+	for _, bad := range []string{"short", "has a space in it", "key?with=query", strings.Repeat("k", 257), "tab\there-key"} {
+		if _, _, err := LoadSecrets(ctx, store, bad, ""); err == nil {
+			t.Errorf("stream key %q accepted", bad)
+		}
 	}
 }
 

@@ -1,10 +1,12 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,8 +24,24 @@ const (
 )
 
 // minSecretLength keeps operators from choosing a guessable stream key or
-// admin password: both guard the stream against strangers.
-const minSecretLength = 8
+// admin password: both guard the stream against strangers. The maxima
+// bound what a login makes the server hash.
+const (
+	minSecretLength   = 8
+	maxStreamKeyBytes = 256
+	maxPasswordBytes  = 1024
+)
+
+// bcrypt reads at most 72 bytes of a password and ignores the rest, so the
+// admin password is hashed with SHA-256 first, and bcrypt gets the 44
+// characters of its base64. Hashes stored before carry no prefix; they were
+// made from passwords of at most 72 bytes (x/crypto refuses longer ones).
+const prehashedPrefix = "sha256+"
+
+// bcryptSlots bounds the bcrypt comparisons running at once: each costs
+// tens of milliseconds of a core, and guesses from many addresses must not
+// take every core from the stream.
+const bcryptSlots = 1
 
 // Secrets checks the stream key and the admin password. The stream key is
 // stored as given (the streamer reads it back in the admin panel); the admin
@@ -38,6 +56,9 @@ type Secrets struct {
 	// adminOK caches the SHA-256 of the last password that passed bcrypt,
 	// so that an admin panel polling the API does not pay bcrypt per request.
 	adminOK []byte
+
+	// bcrypt holds a token per comparison running.
+	bcrypt chan struct{}
 }
 
 // Generated holds secrets created on this start, to be shown to the
@@ -52,12 +73,17 @@ type Generated struct {
 // none are stored yet.
 func LoadSecrets(ctx context.Context, store *data.Store, streamKey, adminPassword string) (*Secrets, Generated, error) {
 	var gen Generated
-	for _, v := range []struct{ name, value string }{{"stream key", streamKey}, {"admin password", adminPassword}} {
-		if v.value != "" && len(v.value) < minSecretLength {
-			return nil, gen, fmt.Errorf("the %s is %d characters long: use at least %d", v.name, len(v.value), minSecretLength)
+	if streamKey != "" {
+		if err := checkStreamKey(streamKey); err != nil {
+			return nil, gen, err
 		}
 	}
-	s := &Secrets{store: store}
+	if adminPassword != "" {
+		if err := checkPassword(adminPassword); err != nil {
+			return nil, gen, err
+		}
+	}
+	s := &Secrets{store: store, bcrypt: make(chan struct{}, bcryptSlots)}
 
 	key, err := store.Secret(ctx, secretStreamKey)
 	switch {
@@ -82,17 +108,42 @@ func LoadSecrets(ctx context.Context, store *data.Store, streamKey, adminPasswor
 		return nil, gen, err
 	}
 	if adminPassword != "" {
-		h, err := bcrypt.GenerateFromPassword([]byte(adminPassword), bcrypt.DefaultCost)
+		h, err := bcrypt.GenerateFromPassword(prehash(adminPassword), bcrypt.DefaultCost)
 		if err != nil {
 			return nil, gen, fmt.Errorf("hash admin password: %w", err)
 		}
-		hash = string(h)
+		hash = prehashedPrefix + string(h)
 		if err := store.SetSecret(ctx, secretAdminPassword, hash); err != nil {
 			return nil, gen, err
 		}
 	}
 	s.adminHash = []byte(hash)
 	return s, gen, nil
+}
+
+func checkStreamKey(key string) error {
+	if n := len(key); n < minSecretLength || n > maxStreamKeyBytes {
+		return fmt.Errorf("the stream key is %d characters long: use %d to %d", n, minSecretLength, maxStreamKeyBytes)
+	}
+	// OBS sends the key as an RTMP stream name; Starling cuts a "?query"
+	// off it, and blanks or control characters cannot be typed reliably.
+	if strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == '?' || r == 0x7f }) {
+		return errors.New("the stream key contains spaces, control characters or '?': use letters, digits and punctuation")
+	}
+	return nil
+}
+
+func checkPassword(pw string) error {
+	if n := len(pw); n < minSecretLength || n > maxPasswordBytes {
+		return fmt.Errorf("the admin password is %d bytes long: use %d to %d", n, minSecretLength, maxPasswordBytes)
+	}
+	return nil
+}
+
+// prehash is what bcrypt gets of a password: every byte counts.
+func prehash(password string) []byte {
+	sum := sha256.Sum256([]byte(password))
+	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
 // randomSecret returns 26 lower-case base32 characters (130 bits): easy to
@@ -116,8 +167,8 @@ func (s *Secrets) StreamKey() string {
 
 // SetStreamKey changes the stream key.
 func (s *Secrets) SetStreamKey(ctx context.Context, key string) error {
-	if len(key) < minSecretLength {
-		return fmt.Errorf("the stream key is %d characters long: use at least %d", len(key), minSecretLength)
+	if err := checkStreamKey(key); err != nil {
+		return err
 	}
 	if err := s.store.SetSecret(ctx, secretStreamKey, key); err != nil {
 		return err
@@ -137,7 +188,21 @@ func (s *Secrets) CheckAdminPassword(password string) bool {
 	if ok != nil && subtle.ConstantTimeCompare(sum[:], ok) == 1 {
 		return true
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
+	if len(password) > maxPasswordBytes {
+		return false
+	}
+	want, candidate := hash, []byte(password)
+	if h, found := bytes.CutPrefix(hash, []byte(prehashedPrefix)); found {
+		want, candidate = h, prehash(password)
+	} else if len(password) > 72 {
+		// A legacy hash holds at most 72 bytes; bcrypt would compare only
+		// those and let anything be appended.
+		return false
+	}
+	s.bcrypt <- struct{}{}
+	err := bcrypt.CompareHashAndPassword(want, candidate)
+	<-s.bcrypt
+	if err != nil {
 		return false
 	}
 	s.mu.Lock()
