@@ -203,3 +203,36 @@ func TestStreamAllowsOnePublisherAndRemembersTimes(t *testing.T) {
 		t.Errorf("times were not kept across a restart: %+v", st)
 	}
 }
+
+// TestStreamClosesACrashedBroadcast: a server killed while live never
+// stored the broadcast's end; the next start does, so the stored state
+// never shows a connect time after the disconnect.
+func TestStreamClosesACrashedBroadcast(t *testing.T) {
+	ctx := context.Background()
+	store, _ := openStore(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := NewStream(ctx, log, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Begin(Broadcaster{RemoteAddr: "1.2.3.4:5", Time: time.Now()})
+	s.End()
+	crash := time.Now().Add(time.Second)
+	s.Begin(Broadcaster{RemoteAddr: "1.2.3.4:6", Time: crash}) // and then kill -9
+
+	after, err := NewStream(ctx, log, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := after.Status()
+	if st.Online || st.LastConnect == nil || !st.LastConnect.Equal(crash) || st.LastDisconnect == nil || st.LastDisconnect.Before(*st.LastConnect) {
+		t.Fatalf("after a crash: %+v", st)
+	}
+	again, err := NewStream(ctx, log, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := again.Status().LastDisconnect; d == nil || !d.Equal(*st.LastDisconnect) {
+		t.Errorf("the closing time was not stored: %v, then %v", st.LastDisconnect, d)
+	}
+}

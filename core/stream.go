@@ -92,6 +92,17 @@ func NewStream(ctx context.Context, log *slog.Logger, store *data.Store) (*Strea
 		}
 		*dst = &t
 	}
+	// A broadcast that started after the last one ended was live when the
+	// server stopped without ending it (a crash, kill -9, power loss): it
+	// ended then, and now is the best bound for when.
+	if c, d := s.status.LastConnect, s.status.LastDisconnect; c != nil && (d == nil || d.Before(*c)) {
+		end := time.Now()
+		if end.Before(*c) { // the clock went back
+			end = *c
+		}
+		s.status.LastDisconnect = &end
+		s.persist(stateLastDisconnect, end)
+	}
 	return s, nil
 }
 
@@ -113,6 +124,16 @@ func (s *Stream) Begin(b Broadcaster) error {
 		l.BroadcastStarted(st)
 	}
 	return nil
+}
+
+// Replace makes b the broadcaster of the live broadcast, which goes on:
+// a new publisher took it over.
+func (s *Stream) Replace(b Broadcaster) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.Online {
+		s.status.Broadcaster = &b
+	}
 }
 
 // SetDetails records what the encoder announced.
