@@ -10,7 +10,7 @@ import (
 )
 
 type playbackStats interface {
-	Record(core.PlaybackReport, time.Time) error
+	Record(r core.PlaybackReport, address string, now time.Time) error
 	Stats(time.Time) core.PlaybackStats
 }
 
@@ -69,9 +69,12 @@ func (h *Handlers) RecordPlayback(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.deps.Playback.Record(rep, time.Now()); err != nil {
-		if errors.Is(err, core.ErrBadReport) {
+	if err := h.deps.Playback.Record(rep, h.deps.ClientIP(r), time.Now()); err != nil {
+		switch {
+		case errors.Is(err, core.ErrBadReport):
 			err = badRequest(err)
+		case errors.Is(err, core.ErrTooManyViewers):
+			err = &apiError{status: http.StatusTooManyRequests, message: err.Error(), cause: err}
 		}
 		h.writeError(w, r, err)
 		return

@@ -52,10 +52,18 @@ const (
 const (
 	maxReportDelta = 1 << 30
 	maxViewers     = 100_000
+	// MaxViewersPerAddress is how many viewers one client address counts
+	// for at a time: a household or a classroom behind one NAT, not a
+	// script inventing an audience.
+	MaxViewersPerAddress = 20
 )
 
 // ErrBadReport is wrapped by Record for a report it refuses.
 var ErrBadReport = errors.New("bad playback report")
+
+// ErrTooManyViewers is wrapped by Record for a new viewer from an address
+// that already counts for MaxViewersPerAddress.
+var ErrTooManyViewers = errors.New("too many viewers from one address")
 
 var viewerIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{8,64}$`)
 
@@ -65,7 +73,9 @@ type Playback struct {
 	// mu guards the fields below.
 	mu      sync.Mutex
 	viewers map[string]*viewer
-	totals  PlaybackStats
+	// perAddress counts the viewers of each client address.
+	perAddress map[string]int
+	totals     PlaybackStats
 	// buckets hold HTTP and P2P bytes per bucketSpan, a ring over the
 	// offload window; bucketAt is the start of the newest.
 	buckets  [OffloadWindow / bucketSpan][2]int64
@@ -74,15 +84,18 @@ type Playback struct {
 }
 
 type viewer struct {
-	last PlaybackReport
-	seen time.Time
+	last    PlaybackReport
+	seen    time.Time
+	address string
 }
 
 // NewPlayback returns an empty aggregate.
-func NewPlayback() *Playback { return &Playback{viewers: map[string]*viewer{}} }
+func NewPlayback() *Playback {
+	return &Playback{viewers: map[string]*viewer{}, perAddress: map[string]int{}}
+}
 
-// Record adds a report received at now.
-func (p *Playback) Record(r PlaybackReport, now time.Time) error {
+// Record adds a report received at now from a client address.
+func (p *Playback) Record(r PlaybackReport, address string, now time.Time) error {
 	if !viewerIDPattern.MatchString(r.ViewerID) {
 		return fmt.Errorf("%w: viewerId must be 8 to 64 letters, digits, '-' or '_'", ErrBadReport)
 	}
@@ -93,12 +106,26 @@ func (p *Playback) Record(r PlaybackReport, now time.Time) error {
 	defer p.mu.Unlock()
 	p.expire(now)
 	v := p.viewers[r.ViewerID]
-	if v == nil {
-		if len(p.viewers) >= maxViewers {
+	if v == nil || v.address != address {
+		// A new viewer, or one that moved (a phone that changed
+		// networks): it counts where it is now, with the counters it had.
+		if v == nil && len(p.viewers) >= maxViewers {
 			return fmt.Errorf("%w: too many viewers reporting", ErrBadReport)
 		}
-		v = &viewer{}
-		p.viewers[r.ViewerID] = v
+		if p.perAddress[address] >= MaxViewersPerAddress {
+			p.forgetQuiet(address, now)
+		}
+		if p.perAddress[address] >= MaxViewersPerAddress {
+			return fmt.Errorf("%w: your address counts for %d viewers already", ErrTooManyViewers, MaxViewersPerAddress)
+		}
+		if v == nil {
+			v = &viewer{}
+			p.viewers[r.ViewerID] = v
+		} else {
+			p.release(v.address)
+		}
+		v.address = address
+		p.perAddress[address]++
 	}
 	// Counters only grow while a page lives; smaller ones mean the page
 	// was reloaded and counts from zero again.
@@ -148,8 +175,29 @@ func (p *Playback) bucket(now time.Time) *[2]int64 {
 func (p *Playback) expire(now time.Time) {
 	for id, v := range p.viewers {
 		if now.Sub(v.seen) > forgetAfter {
-			delete(p.viewers, id)
+			p.forget(id, v)
 		}
+	}
+}
+
+// forgetQuiet drops the viewers of an address that no longer count
+// (quiet for ViewerTimeout), to make room for new ones.
+func (p *Playback) forgetQuiet(address string, now time.Time) {
+	for id, v := range p.viewers {
+		if v.address == address && now.Sub(v.seen) > ViewerTimeout {
+			p.forget(id, v)
+		}
+	}
+}
+
+func (p *Playback) forget(id string, v *viewer) {
+	delete(p.viewers, id)
+	p.release(v.address)
+}
+
+func (p *Playback) release(address string) {
+	if p.perAddress[address]--; p.perAddress[address] <= 0 {
+		delete(p.perAddress, address)
 	}
 }
 

@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ func TestPlaybackAggregatesDeltas(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	rec := func(at time.Duration, r PlaybackReport) {
 		t.Helper()
-		if err := p.Record(r, t0.Add(at)); err != nil {
+		if err := p.Record(r, "192.0.2.1", t0.Add(at)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,11 +55,52 @@ func TestPlaybackRefusesBadReports(t *testing.T) {
 		{ViewerID: "viewer-ok1", HTTPBytes: -1},
 		{ViewerID: "viewer-ok1", P2PBytes: 2 << 30},
 	} {
-		if err := p.Record(r, now); !errors.Is(err, ErrBadReport) {
+		if err := p.Record(r, "192.0.2.1", now); !errors.Is(err, ErrBadReport) {
 			t.Errorf("%+v: %v, want ErrBadReport", r, err)
 		}
 	}
 	if st := p.Stats(now); st.P2PBytes != 0 {
 		t.Errorf("a refused report counted: %+v", st)
+	}
+}
+
+// TestPlaybackCapsViewersPerAddress: one address cannot invent an
+// audience. It counts for MaxViewersPerAddress viewers at a time; others
+// still count, a viewer that went quiet makes room, and a viewer that
+// moves to another address takes its counters along.
+func TestPlaybackCapsViewersPerAddress(t *testing.T) {
+	p := NewPlayback()
+	now := time.Unix(1_800_000_000, 0)
+	id := func(i int) string { return fmt.Sprintf("fake-viewer-%03d", i) }
+	for i := range 122 {
+		err := p.Record(PlaybackReport{ViewerID: id(i), HTTPBytes: 1000}, "198.51.100.7", now)
+		if i < MaxViewersPerAddress && err != nil {
+			t.Fatalf("viewer %d refused: %v", i, err)
+		}
+		if i >= MaxViewersPerAddress && !errors.Is(err, ErrTooManyViewers) {
+			t.Fatalf("viewer %d from the same address: %v, want ErrTooManyViewers", i, err)
+		}
+	}
+	if err := p.Record(PlaybackReport{ViewerID: "someone-else", HTTPBytes: 1000}, "203.0.113.9", now); err != nil {
+		t.Fatalf("a viewer elsewhere was refused: %v", err)
+	}
+	if st := p.Stats(now); st.Viewers != MaxViewersPerAddress+1 || st.HTTPBytes != int64(MaxViewersPerAddress+1)*1000 {
+		t.Fatalf("stats %+v, want %d viewers", st, MaxViewersPerAddress+1)
+	}
+
+	// A counted viewer keeps reporting; a quiet one makes room.
+	later := now.Add(ViewerTimeout + time.Second)
+	if err := p.Record(PlaybackReport{ViewerID: id(0), HTTPBytes: 1500}, "198.51.100.7", later); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Record(PlaybackReport{ViewerID: id(500), HTTPBytes: 10}, "198.51.100.7", later); err != nil {
+		t.Fatalf("a new viewer after the others went quiet: %v", err)
+	}
+	// A viewer that moved keeps its counters: only what is new counts.
+	if err := p.Record(PlaybackReport{ViewerID: id(0), HTTPBytes: 1600}, "192.0.2.44", later); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(later); st.Viewers != 2 || st.HTTPBytes != int64(MaxViewersPerAddress+1)*1000+500+10+100 {
+		t.Errorf("after churn: %+v", st)
 	}
 }
