@@ -359,6 +359,9 @@ func TestChatLimits(t *testing.T) {
 	f.waitFor("EMPTY_MESSAGE", isError(chat.ErrCodeEmpty))
 	f.say("still here")
 	w.waitFor("a message after the bad ones", isChat("still here"))
+	// Control characters and text-reversing overrides are taken out.
+	f.say("file_\u202egnp.exe\x1b[2J\x00")
+	w.waitFor("the body without controls", isChat("file_gnp.exe[2J"))
 
 	// A flooder is slowed, then cut off.
 	for i := range 40 {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -230,7 +231,7 @@ func (c *client) chat(body string) {
 		c.notify(ErrCodeChatOff, st.reason)
 		return
 	}
-	body = strings.TrimSpace(body)
+	body = strings.TrimSpace(cleanBody(body))
 	if n := utf8.RuneCountInString(body); n > h.cfg.MaxMessageChars {
 		c.notify(ErrCodeTooLong, fmt.Sprintf("That message has %d characters; the limit is %d. Shorten it and send again.", n, h.cfg.MaxMessageChars))
 		return
@@ -375,4 +376,23 @@ func (c *client) writeLoop() {
 			return
 		}
 	}
+}
+
+// cleanBody removes what a chat line has no use for and can abuse:
+// control characters other than line breaks (a terminal or a bot may act
+// on them) and the bidirectional controls that make text read otherwise
+// than it is stored ("txt.exe" shown as "exe.txt"). Joiners stay: emoji
+// sequences and some scripts need them.
+func cleanBody(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n':
+			return r
+		case r == '\t':
+			return ' '
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
+			return -1
+		}
+		return r
+	}, s)
 }
