@@ -430,10 +430,13 @@ func (t *Tracker) join(c *conn, ih string, req *request) {
 		c.peers[key] = p
 		t.peers++
 	case p.conn != c:
-		// The same peer on a new socket: the old one is gone or going.
-		delete(p.conn.peers, key)
-		p.conn = c
-		c.peers[key] = p
+		// An id belongs to the socket that announced it first, until that
+		// socket leaves (dropConn removes its peers): a second socket
+		// claiming it would receive the offers meant for its owner.
+		t.mu.Unlock()
+		t.refused.Add(1)
+		c.refuse(ih, "peer_id is in use on another connection: pick a new one")
+		return
 	}
 	p.lastSeen = now
 	if req.Event == "completed" {

@@ -385,3 +385,32 @@ func TestScrape(t *testing.T) {
 		t.Error("scrape answered for a foreign info hash")
 	}
 }
+
+// TestPeerIDBelongsToItsFirstSocket: a second socket announcing a
+// victim's peer id is refused and never receives the offers meant for
+// the victim; once the victim's socket leaves, the id is free again.
+func TestPeerIDBelongsToItsFirstSocket(t *testing.T) {
+	tr := startTracker(t, Config{})
+	victim := tr.dial(t, "victim")
+	victim.announce(ihMain)
+	thief := tr.dial(t, "thief")
+	thief.id = victim.id
+	if r := thief.announce(ihMain); r["failure reason"] == nil || !strings.Contains(r["failure reason"].(string), "in use") {
+		t.Fatalf("a second socket claiming the victim's id: %v, want a refusal", r)
+	}
+	newcomer := tr.dial(t, "newcomer")
+	newcomer.announce(ihMain, offerID(1))
+	if m := victim.next(); m["offer_id"] != offerID(1) || m["peer_id"] != newcomer.id {
+		t.Fatalf("the victim got %v, want the newcomer's offer", m)
+	}
+	thief.quiet()
+
+	victim.ws.Close()
+	testrig.Eventually(t, 5*time.Second, "the victim's socket to leave", func() (bool, string) {
+		st := tr.Stats()
+		return st.Peers == 1, fmt.Sprintf("%+v", st)
+	})
+	if r := thief.announce(ihMain); r["failure reason"] != nil || r["incomplete"] != float64(2) {
+		t.Fatalf("the id after its socket left: %v", r)
+	}
+}
