@@ -11,6 +11,8 @@ import (
 // few are kept to explain an exit.
 type lineLog struct {
 	log *slog.Logger
+	// redact hides secrets in a line (ffmpeg prints the URLs it fails on).
+	redact func(string) string
 
 	// mu guards the fields below; exec's copying goroutine writes while
 	// the supervisor may read Last.
@@ -21,7 +23,9 @@ type lineLog struct {
 
 const keptLines = 3
 
-func newLineLog(log *slog.Logger) *lineLog { return &lineLog{log: log} }
+func newLineLog(log *slog.Logger, redact func(string) string) *lineLog {
+	return &lineLog{log: log, redact: redact}
+}
 
 func (l *lineLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
@@ -44,7 +48,7 @@ func (l *lineLog) Write(p []byte) (int, error) {
 }
 
 func (l *lineLog) line(s string) {
-	s = strings.TrimSpace(s)
+	s = strings.TrimSpace(l.redact(s))
 	if s == "" {
 		return
 	}

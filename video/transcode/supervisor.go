@@ -69,7 +69,11 @@ type Deps struct {
 	Program string
 	// Args returns the arguments of the next run, given whether the
 	// publisher sends audio.
-	Args   func(hasAudio bool) []string
+	Args func(hasAudio bool) []string
+	// Redact hides the secrets of the arguments (the packager's token) in
+	// what is logged of them and of ffmpeg's output; nil logs them as
+	// they are.
+	Redact func(string) string
 	Policy Policy
 }
 
@@ -221,6 +225,13 @@ func (s *Session) Close() error {
 	return s.Err()
 }
 
+func (s *Session) redact(v string) string {
+	if s.deps.Redact == nil {
+		return v
+	}
+	return s.deps.Redact(v)
+}
+
 func (s *Session) isClosing() bool {
 	select {
 	case <-s.closing:
@@ -310,7 +321,7 @@ func (s *Session) runOnce(n int, first flv.Tag) error {
 
 	args := s.deps.Args(hasAudio)
 	log := s.log.With("run", n)
-	log.Info("starting ffmpeg", "program", s.deps.Program, "args", strings.Join(args, " "))
+	log.Info("starting ffmpeg", "program", s.deps.Program, "args", s.redact(strings.Join(args, " ")))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -324,7 +335,7 @@ func (s *Session) runOnce(n int, first flv.Tag) error {
 	// copying goroutine writes it, and Wait waits for that.
 	progress := newProgressMeter()
 	s.newRun(n, progress)
-	stderr := newLineLog(log.With("source", "ffmpeg"))
+	stderr := newLineLog(log.With("source", "ffmpeg"), s.redact)
 	cmd.Stdout, cmd.Stderr = progress, stderr
 	// An os.Pipe rather than cmd.StdinPipe: its write end takes deadlines,
 	// which is how a hung ffmpeg is told from a slow one.

@@ -46,6 +46,10 @@ func fakeFFmpeg(mode, dir string) int {
 	case "exit1":
 		fmt.Fprintln(os.Stderr, "Unrecognized option 'bogus'.")
 		return 1
+	case "complain-url":
+		// As ffmpeg does when an upload fails: the URL, token and all.
+		fmt.Fprintf(os.Stderr, "[http @ 0x55] HTTP error 410 Gone\nFailed to open %s for writing\n", os.Args[len(os.Args)-1])
+		return 1
 	case "crash-once":
 		if n == 1 {
 			// Read a little of the stream, then crash.
@@ -149,6 +153,39 @@ func readTags(t *testing.T, b []byte) []flv.Tag {
 		b = b[11+n+4:]
 	}
 	return tags
+}
+
+// TestSecretsStayOutOfTheLog: the packager's token is in ffmpeg's output
+// URL; neither the "starting ffmpeg" line nor ffmpeg's complaints about
+// the URL, nor the error that explains its exit, may show it.
+func TestSecretsStayOutOfTheLog(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("STARLING_FAKE_FFMPEG", "complain-url")
+	t.Setenv("STARLING_FAKE_DIR", dir)
+	const token = "PACKAGERTOKEN2Q7"
+	logs := &testrig.LogBuffer{}
+	s := Start(Deps{
+		Logger:  logs.Logger(),
+		Program: os.Args[0],
+		Args: func(bool) []string {
+			return []string{"-f", "hls", "http://127.0.0.1:9/" + token + "/1-1/0/stream.m3u8"}
+		},
+		Redact: func(s string) string { return strings.ReplaceAll(s, token, "TOKEN") },
+		Policy: Policy{Backoff: time.Millisecond, MaxFailures: 1},
+	})
+	stop := make(chan struct{})
+	go feed(s, stop)
+	defer close(stop)
+	err := s.Err()
+	if err == nil || strings.Contains(err.Error(), token) {
+		t.Errorf("error %v", err)
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Errorf("the token is in the log:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "/TOKEN/1-1/0/stream.m3u8") || !strings.Contains(logs.String(), "Failed to open") {
+		t.Errorf("the log lost the redacted command line or ffmpeg's complaint:\n%s", logs)
+	}
 }
 
 func TestSupervisorGivesUpOnAChildThatKeepsFailing(t *testing.T) {
