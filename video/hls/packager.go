@@ -58,8 +58,10 @@ type Packager struct {
 	log     *slog.Logger
 	storage Storage
 	now     func() time.Time
-	// token authenticates ffmpeg's requests: the receiver listens on
-	// loopback, where other local users could reach it too.
+	// token authenticates ffmpeg's requests. The receiver listens on
+	// loopback, where every local process can reach it: only processes of
+	// this user get past the listener (ownerListener), and of those only
+	// ffmpeg knows the token (a page in a local browser cannot read it).
 	token string
 	srv   *http.Server
 	ln    net.Listener
@@ -125,12 +127,18 @@ func (p *Packager) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen for ffmpeg's output: %w", err)
 	}
+	ln = newOwnerListener(ln, p.log)
 	p.ln = ln
-	p.srv = &http.Server{Handler: http.HandlerFunc(p.receive), ReadHeaderTimeout: 10 * time.Second}
+	p.srv = &http.Server{Handler: http.HandlerFunc(p.receive), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
 	p.serve = make(chan error, 1)
 	go func() { p.serve <- p.srv.Serve(ln) }()
 	return nil
 }
+
+// Redact hides the token in s (an ffmpeg command line, or ffmpeg's
+// complaint about a URL), for logging.
+func (p *Packager) Redact(s string) string { return strings.ReplaceAll(s, p.token, "TOKEN") }
 
 // Close stops the receiver after the requests in flight.
 func (p *Packager) Close() error {
@@ -271,6 +279,11 @@ func (p *Packager) setRenditions(rs []Rendition) {
 // errStale refuses output of a run or broadcast that has been superseded.
 var errStale = errors.New("this output belongs to a finished ffmpeg run")
 
+// errUnknownRun refuses output of a run the packager never handed out: a
+// writer other than ffmpeg, which could otherwise jump ahead of the real
+// ffmpeg and lock it out.
+var errUnknownRun = errors.New("no ffmpeg run has this number")
+
 // maxBody bounds one PUT: a 10 s segment at 50 Mbit/s is 62 MB.
 const maxBody = 64 << 20
 
@@ -284,7 +297,7 @@ func (p *Packager) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.Method {
-	case http.MethodPut, http.MethodPost:
+	case http.MethodPut:
 	case http.MethodDelete:
 		// Starling removes old segments itself.
 		w.WriteHeader(http.StatusNoContent)
@@ -296,16 +309,20 @@ func (p *Packager) receive(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		// ffmpeg was stopped mid-upload: there is nothing to publish.
-		p.log.Debug("incomplete upload from ffmpeg", "path", r.URL.Path, "err", err)
+		p.log.Debug("incomplete upload from ffmpeg", "path", p.Redact(r.URL.Path), "err", err)
 		http.Error(w, "incomplete body", http.StatusBadRequest)
 		return
 	}
 	if err := p.accept(r.Context(), parts[1], parts[2:], body); err != nil {
 		status := http.StatusBadRequest
-		if errors.Is(err, errStale) {
+		switch {
+		case errors.Is(err, errStale):
 			status = http.StatusGone
+		case errors.Is(err, errUnknownRun):
+			status = http.StatusForbidden
+			p.log.Warn("refused output for a run that was never started: is something else writing to the packager?", "remote", r.RemoteAddr)
 		}
-		p.log.Debug("output from ffmpeg refused", "path", r.URL.Path, "err", err)
+		p.log.Debug("output from ffmpeg refused", "path", p.Redact(r.URL.Path), "err", err)
 		http.Error(w, err.Error(), status)
 		return
 	}
@@ -347,6 +364,9 @@ func (p *Packager) accept(ctx context.Context, runID string, rest []string, body
 	b := p.current
 	if b == nil || b.id != bid || run < b.run {
 		return errStale
+	}
+	if run > b.runs {
+		return errUnknownRun
 	}
 	if run > b.run {
 		b.newRun(run)

@@ -346,6 +346,12 @@ func TestReceiverRefusesStrangers(t *testing.T) {
 		{http.MethodPut, base + "0/../../x/seg-0.ts", http.StatusBadRequest},
 		{http.MethodPut, base + "0/stream.m3u8", http.StatusBadRequest}, // not a playlist
 		{http.MethodDelete, base + "0/seg-0.ts", http.StatusNoContent},
+		// ffmpeg PUTs; nothing else writes.
+		{http.MethodPost, base + "0/seg-0.ts", http.StatusMethodNotAllowed},
+		// A run that was never handed out: with it a writer other than
+		// ffmpeg would jump ahead of the real one and lock it out.
+		{http.MethodPut, strings.Replace(base, "/1-1/", "/1-2/", 1) + "0/seg-0.ts", http.StatusForbidden},
+		{http.MethodPut, strings.Replace(base, "/1-1/", "/1-99/", 1) + "1/seg-3.ts", http.StatusForbidden},
 	} {
 		req, _ := http.NewRequest(tc.method, tc.url, strings.NewReader("not a playlist"))
 		resp, err := http.DefaultClient.Do(req)
