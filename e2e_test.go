@@ -21,7 +21,7 @@ import (
 )
 
 // TestLivePipeline follows a broadcast through its life: a wrong key, the
-// stream going live in two renditions, a second publisher turned away,
+// stream going live in two renditions, a second publisher taking over,
 // the publisher leaving, and coming back.
 func TestLivePipeline(t *testing.T) {
 	s := startServer(t)
@@ -166,19 +166,21 @@ func TestLivePipeline(t *testing.T) {
 		}
 	})
 
-	t.Run("second publisher is refused", func(t *testing.T) {
+	t.Run("second publisher takes over", func(t *testing.T) {
 		before := s.mediaPlaylist("/hls/0/stream.m3u8")
-		p := publish(t, s.RTMPURL+"/"+testStreamKey)
-		if err, done := p.exited(30 * time.Second); !done || err == nil {
-			t.Fatalf("a second publisher was not refused (exited=%v, err=%v)", done, err)
+		next := publish(t, s.RTMPURL+"/"+testStreamKey)
+		// The first one is disconnected, the stream goes on from the new one.
+		if _, done := pub.exited(30 * time.Second); !done {
+			t.Fatal("the first publisher was not disconnected")
 		}
-		if !strings.Contains(s.logs.String(), "already live") {
-			t.Error("the refusal of the second publisher is not logged")
+		if !strings.Contains(s.logs.String(), "took over the broadcast") {
+			t.Error("the takeover is not logged")
 		}
-		// The first one is still live and its stream goes on.
-		testrig.Eventually(t, 30*time.Second, "new segments from the first publisher", func() (bool, string) {
+		pub = next
+		testrig.Eventually(t, 60*time.Second, "new segments after a discontinuity", func() (bool, string) {
 			now := s.mediaPlaylist("/hls/0/stream.m3u8")
-			return now.SeqNo+uint64(len(now.GetAllSegments())) > before.SeqNo+uint64(len(before.GetAllSegments())), ""
+			return now.SeqNo+uint64(len(now.GetAllSegments())) > before.SeqNo+uint64(len(before.GetAllSegments()))+1 &&
+				now.DiscontinuitySeq+countDiscontinuities(now) > before.DiscontinuitySeq+countDiscontinuities(before), ""
 		})
 		if !s.status().Online {
 			t.Error("the stream went offline")
@@ -329,4 +331,14 @@ func TestInvalidSettingsAreRefusedWithAReason(t *testing.T) {
 	if st := s.status(); st.Online {
 		t.Error("status changed")
 	}
+}
+
+func countDiscontinuities(pl *m3u8.MediaPlaylist) uint64 {
+	var n uint64
+	for _, seg := range pl.GetAllSegments() {
+		if seg.Discontinuity {
+			n++
+		}
+	}
+	return n
 }

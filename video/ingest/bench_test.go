@@ -17,7 +17,7 @@ type nopSession struct{}
 
 func (nopSession) Metadata(core.StreamDetails) {}
 func (nopSession) WriteTag(flv.Tag)            {}
-func (nopSession) Close()                      {}
+func (nopSession) Close(Leave)                 {}
 
 // BenchmarkMediaFrame is the per-frame work of a publisher's connection:
 // copying a 20 KB video tag body, checking it, and handing it on.

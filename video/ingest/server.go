@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -48,8 +50,34 @@ type Publish struct {
 type Session interface {
 	Metadata(core.StreamDetails)
 	WriteTag(flv.Tag)
-	// Close is called once, when the publisher has gone.
-	Close()
+	// Close is called once, when the publisher has gone, saying how.
+	Close(Leave)
+}
+
+// Leave says how a publisher left, and so whether it may be back.
+type Leave int
+
+const (
+	// Unpublished: the encoder said it stopped (FCUnpublish or
+	// deleteStream), the publisher was kicked, or the server is closing.
+	Unpublished Leave = iota
+	// WentSilent: nothing arrived for ReadTimeout. The wait for it is
+	// over.
+	WentSilent
+	// Dropped: the connection ended without a word, as when an encoder
+	// restarts or a network fails; it may be back within seconds.
+	Dropped
+)
+
+func (l Leave) String() string {
+	switch l {
+	case Unpublished:
+		return "unpublished"
+	case WentSilent:
+		return "went silent"
+	default:
+		return "dropped"
+	}
 }
 
 // Handler starts sessions for accepted publishers.
@@ -61,54 +89,120 @@ type Handler interface {
 
 type keyChecker interface{ CheckStreamKey(string) bool }
 
+// Limits bound what RTMP clients may hold; a client is pending from its
+// first byte until its publish is accepted. Zero fields take the
+// defaults in parentheses.
+//
+// When MaxPending or MaxPendingPerIP is reached, a new connection takes
+// the place of the oldest pending one (of its address, or of all): a
+// publisher with the right key gets in while strangers hold sockets,
+// unless they open new ones faster than it completes its handshake.
+type Limits struct {
+	// MaxPending caps pending connections (32), MaxPendingPerIP those of
+	// one address (4).
+	MaxPending, MaxPendingPerIP int
+	// AuthTimeout is how long a connection may be pending: handshake,
+	// connect and publish together, however slowly its bytes arrive
+	// (10 s; an encoder needs four round trips).
+	AuthTimeout time.Duration
+	// PendingBytes is how much a connection may send while pending
+	// (64 KiB; OBS sends about 4 KiB). With the read buffers this bounds
+	// what a stranger makes the server hold: under 300 KiB a connection.
+	PendingBytes int
+	// ReadTimeout drops a publisher that has sent nothing for this long
+	// (3 s): an encoder sends many frames a second, and one whose network
+	// vanished must not hold the stream live. It reconnects and takes
+	// over (see Handler).
+	ReadTimeout time.Duration
+	// MaxChunkStreams caps the RTMP chunk streams of a connection, each
+	// of which may hold a message being assembled (16; encoders use five).
+	MaxChunkStreams int
+}
+
+func (l Limits) withDefaults() Limits {
+	num := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	dur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	num(&l.MaxPending, 32)
+	num(&l.MaxPendingPerIP, 4)
+	num(&l.PendingBytes, 64<<10)
+	num(&l.MaxChunkStreams, 16)
+	dur(&l.AuthTimeout, 10*time.Second)
+	dur(&l.ReadTimeout, 3*time.Second)
+	return l
+}
+
 // Deps are what a Server needs.
 type Deps struct {
 	Logger  *slog.Logger
 	Keys    keyChecker
 	Handler Handler
-	// ReadTimeout drops a publisher that has sent nothing for this long
-	// (15 s), so a vanished encoder does not hold the stream live.
-	ReadTimeout time.Duration
-	// MaxConns caps simultaneous RTMP connections (16).
-	MaxConns int
+	Limits  Limits
 }
 
 // Server is the RTMP server.
 type Server struct {
-	log  *slog.Logger
-	deps Deps
-	srv  *rtmp.Server
-	ln   net.Listener
-	done chan error
+	log    *slog.Logger
+	deps   Deps
+	limits Limits
+	srv    *rtmp.Server
+	ln     *backoffListener
+	done   chan error
 
 	closeOnce sync.Once
 	closeErr  error
 
-	// mu guards conns and closed; wg counts connections until their
+	// mu guards the fields below; wg counts connections until their
 	// handler closed.
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*connHandler]struct{}
+	pending map[netip.Addr]int // pending connections per address
+	npend   int
+	npub    int    // publishing connections
+	accepts uint64 // connections accepted, numbering them
+	evicted uint64
+	refused uint64
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// ConnStats count the RTMP connections.
+type ConnStats struct {
+	// Pending have not published yet; Publishing have.
+	Pending    int `json:"pending"`
+	Publishing int `json:"publishing"`
+	// Evicted pending connections made room for newer ones; Refused ones
+	// found no room at all.
+	Evicted uint64 `json:"evicted"`
+	Refused uint64 `json:"refused"`
+}
+
+// Connections returns the connection counts.
+func (s *Server) Connections() ConnStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ConnStats{Pending: s.npend, Publishing: s.npub, Evicted: s.evicted, Refused: s.refused}
 }
 
 // New returns a Server.
 func New(d Deps) *Server {
-	if d.ReadTimeout == 0 {
-		d.ReadTimeout = 15 * time.Second
-	}
-	if d.MaxConns == 0 {
-		d.MaxConns = 16
-	}
-	return &Server{log: d.Logger, deps: d, conns: map[net.Conn]struct{}{}}
+	return &Server{log: d.Logger, deps: d, limits: d.Limits.withDefaults(),
+		conns: map[*connHandler]struct{}{}, pending: map[netip.Addr]int{}}
 }
 
 // Start serves RTMP on ln.
 func (s *Server) Start(ln net.Listener) {
-	s.ln = ln
+	s.ln = newBackoffListener(ln, s.log)
 	s.srv = rtmp.NewServer(&rtmp.ServerConfig{OnConnect: s.onConnect})
 	s.done = make(chan error, 1)
-	go func() { s.done <- s.srv.Serve(ln) }()
+	go func() { s.done <- s.srv.Serve(s.ln) }()
 }
 
 // Close stops accepting, disconnects every publisher and waits until their
@@ -126,8 +220,8 @@ func (s *Server) Close() error {
 		}
 		s.mu.Lock()
 		s.closed = true
-		for c := range s.conns {
-			c.Close()
+		for h := range s.conns {
+			h.nc.Close()
 		}
 		s.mu.Unlock()
 		s.wg.Wait()
@@ -139,27 +233,25 @@ func (s *Server) Close() error {
 func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 	addr := nc.RemoteAddr().String()
 	log := s.log.With("remote", addr)
-	h := &connHandler{srv: s, log: log, addr: addr, nc: nc}
+	h := &connHandler{srv: s, log: log, addr: addr, ip: addrOf(nc.RemoteAddr()), nc: nc}
+	dc := &deadlineConn{Conn: nc, budget: s.limits.PendingBytes}
+	h.dc = dc
 
-	s.mu.Lock()
-	full := len(s.conns) >= s.deps.MaxConns
-	refuse := full || s.closed
-	if !refuse {
-		s.conns[nc] = struct{}{}
-		s.wg.Add(1)
-	}
-	s.mu.Unlock()
-	if refuse {
-		if full {
-			log.Warn("RTMP connection refused: too many connections", "max", s.deps.MaxConns)
-		}
+	if victim, ok := s.admit(h); !ok {
+		log.Warn("RTMP connection refused: too many connections")
 		nc.Close()
 		h.untracked = true
+	} else if victim != nil {
+		victim.log.Info("closing a connection that has not published, to make room for a newer one")
+		victim.nc.Close()
 	}
+	// One deadline for handshake, connect and publish, however the
+	// bytes trickle in.
+	nc.SetDeadline(time.Now().Add(s.limits.AuthTimeout))
 
 	logger := logrus.New()
 	logger.Out = io.Discard
-	return &deadlineConn{Conn: nc, timeout: s.deps.ReadTimeout}, &rtmp.ConnConfig{
+	return dc, &rtmp.ConnConfig{
 		Handler: h,
 		// A video frame is tens of kilobytes: read it in one system call,
 		// not in go-rtmp's default 4 KiB steps.
@@ -167,30 +259,147 @@ func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 		// OBS's handshake digest does not match go-rtmp's check; the
 		// digest proves nothing about the publisher anyway.
 		SkipHandshakeVerification: true,
+		ControlState:              rtmp.StreamControlStateConfig{MaxChunkStreams: s.limits.MaxChunkStreams},
 		Logger:                    logger,
 	}
 }
 
-// deadlineConn gives reads a deadline: go-rtmp has none, and a publisher
-// whose network vanished would otherwise stay live forever. The deadline
-// moves at most once a second, so a silent publisher is dropped after
-// between timeout-1s and timeout.
-type deadlineConn struct {
-	net.Conn
-	timeout time.Duration
-	// moved is when the deadline was last set; only the connection's
-	// reading goroutine touches it.
-	moved time.Time
+// admit counts h as pending, making room by evicting the oldest pending
+// connection of its address, or of all, when the limits are reached. It
+// returns the connection to close, and false if h is refused.
+func (s *Server) admit(h *connHandler) (victim *connHandler, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.refused++
+		return nil, false
+	}
+	switch {
+	case s.pending[h.ip] >= s.limits.MaxPendingPerIP:
+		victim = s.oldestPendingLocked(func(o *connHandler) bool { return o.ip == h.ip })
+	case s.npend >= s.limits.MaxPending:
+		victim = s.oldestPendingLocked(func(*connHandler) bool { return true })
+	}
+	if victim != nil {
+		s.setStateLocked(victim, stateGone)
+		s.evicted++
+	}
+	s.accepts++
+	h.seq = s.accepts
+	s.setStateLocked(h, statePending)
+	s.conns[h] = struct{}{}
+	s.wg.Add(1)
+	return victim, true
 }
 
+func (s *Server) oldestPendingLocked(match func(*connHandler) bool) *connHandler {
+	var oldest *connHandler
+	for o := range s.conns {
+		if o.state == statePending && match(o) && (oldest == nil || o.seq < oldest.seq) {
+			oldest = o
+		}
+	}
+	return oldest
+}
+
+// A connection is pending from accept until its publish is accepted,
+// then publishing, and gone once evicted or closed.
+type connState int
+
+const (
+	stateNew connState = iota
+	statePending
+	statePublishing
+	stateGone
+)
+
+// setStateLocked moves h to state, keeping the counts.
+func (s *Server) setStateLocked(h *connHandler, state connState) {
+	switch h.state {
+	case statePending:
+		s.npend--
+		if s.pending[h.ip]--; s.pending[h.ip] <= 0 {
+			delete(s.pending, h.ip)
+		}
+	case statePublishing:
+		s.npub--
+	}
+	switch state {
+	case statePending:
+		s.npend++
+		s.pending[h.ip]++
+	case statePublishing:
+		s.npub++
+	}
+	h.state = state
+}
+
+// deadlineConn limits what a connection may send before it publishes,
+// and afterwards gives reads a deadline that moves with the stream: go-rtmp
+// has none, and a publisher whose network vanished would otherwise stay
+// live forever. The deadline moves at most once a second, so a silent
+// publisher is dropped after between timeout-1s and timeout.
+//
+// Only the connection's goroutine (go-rtmp's reader, which also runs the
+// handler's callbacks) touches its fields.
+type deadlineConn struct {
+	net.Conn
+	// budget is what the connection may still send while pending.
+	budget int
+	// timeout is 0 while pending: the deadline set at accept holds.
+	timeout time.Duration
+	// moved is when the deadline was last set.
+	moved time.Time
+	// silent is set when a read timed out after the publish.
+	silent bool
+}
+
+// errTooMuchPending closes a connection that sends more than a publisher
+// needs to before its publish is accepted.
+var errTooMuchPending = errors.New("too much data before publishing: an encoder needs a few kilobytes")
+
+// errEvicted ends a pending connection that made room for a newer one.
+var errEvicted = errors.New("closed to make room for a newer connection")
+
 func (c *deadlineConn) Read(p []byte) (int, error) {
+	if c.timeout == 0 {
+		if c.budget <= 0 {
+			return 0, errTooMuchPending
+		}
+		p = p[:min(len(p), c.budget)]
+		n, err := c.Conn.Read(p)
+		c.budget -= n
+		return n, err
+	}
 	if now := time.Now(); now.Sub(c.moved) >= time.Second {
 		if err := c.Conn.SetReadDeadline(now.Add(c.timeout)); err != nil {
 			return 0, err
 		}
 		c.moved = now
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.silent = true
+	}
+	return n, err
+}
+
+// published lifts the pending limits: from now on a read deadline of
+// timeout moves with the stream.
+func (c *deadlineConn) published(timeout time.Duration) {
+	c.timeout = timeout
+	c.moved = time.Time{}
+	// go-rtmp bounds its own writes; a stale deadline must not cut them.
+	c.Conn.SetWriteDeadline(time.Time{})
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap.Addr().Unmap()
 }
 
 // connHandler handles one RTMP connection. go-rtmp calls it from the
@@ -200,8 +409,20 @@ type connHandler struct {
 	srv       *Server
 	log       *slog.Logger
 	addr      string
+	ip        netip.Addr
 	nc        net.Conn
+	dc        *deadlineConn
 	untracked bool
+
+	// seq numbers the connection in accept order; both fields are
+	// guarded by srv.mu.
+	seq   uint64
+	state connState
+
+	// kicked is set before the server closes the connection on purpose;
+	// unpublished when the encoder says it stops.
+	kicked      atomic.Bool
+	unpublished bool
 
 	app       string
 	session   Session
@@ -227,7 +448,9 @@ func (h *connHandler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.Ne
 	// Some encoders append "?query" parameters to the key.
 	key, _, _ = strings.Cut(key, "?")
 	if app != App || (rest != "" && rest != key) {
-		h.log.Warn("publish refused: wrong RTMP application", "app", app)
+		// Never log the application either: a streamer who put the key
+		// in the server URL sent it there.
+		h.log.Warn("publish refused: wrong RTMP application")
 		return ErrWrongApp
 	}
 	if !h.srv.deps.Keys.CheckStreamKey(key) {
@@ -235,12 +458,24 @@ func (h *connHandler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.Ne
 		h.log.Warn("publish refused: wrong stream key")
 		return ErrWrongKey
 	}
+	// From here the connection is a publisher's: no newcomer may evict
+	// it. One evicted a moment ago is already closing.
+	h.srv.mu.Lock()
+	evicted := h.state != statePending
+	if !evicted {
+		h.srv.setStateLocked(h, statePublishing)
+	}
+	h.srv.mu.Unlock()
+	if evicted {
+		return errEvicted
+	}
+	h.dc.published(h.srv.limits.ReadTimeout)
 	now := time.Now()
 	m := newMeter(now)
 	sess, err := h.srv.deps.Handler.Publish(Publish{
 		RemoteAddr: h.addr,
 		Time:       now,
-		Kick:       func() { h.nc.Close() },
+		Kick:       h.kick,
 		Stats:      func() Stats { return m.stats(time.Now()) },
 	})
 	if err != nil {
@@ -323,15 +558,50 @@ func (h *connHandler) checkCodec(typ flv.TagType, data []byte) error {
 	return nil
 }
 
+// kick disconnects the publisher on the server's behalf.
+func (h *connHandler) kick() {
+	h.kicked.Store(true)
+	h.nc.Close()
+}
+
+// OnFCUnpublish and OnDeleteStream are how an encoder says it stops
+// (OBS, ffmpeg and GStreamer send both); the broadcast can end at once.
+func (h *connHandler) OnFCUnpublish(uint32, *rtmpmsg.NetStreamFCUnpublish) error {
+	h.unpublished = true
+	return nil
+}
+
+func (h *connHandler) OnDeleteStream(uint32, *rtmpmsg.NetStreamDeleteStream) error {
+	h.unpublished = true
+	return nil
+}
+
+// leave says how the publisher left.
+func (h *connHandler) leave() Leave {
+	h.srv.mu.Lock()
+	closing := h.srv.closed
+	h.srv.mu.Unlock()
+	switch {
+	case h.unpublished || h.kicked.Load() || closing:
+		return Unpublished
+	case h.dc.silent:
+		return WentSilent
+	default:
+		return Dropped
+	}
+}
+
 func (h *connHandler) OnClose() {
 	h.closeOnce.Do(func() {
 		if h.session != nil {
-			h.log.Info("publisher disconnected")
-			h.session.Close()
+			how := h.leave()
+			h.log.Info("publisher disconnected", "how", how.String())
+			h.session.Close(how)
 		}
 		if !h.untracked {
 			h.srv.mu.Lock()
-			delete(h.srv.conns, h.nc)
+			h.srv.setStateLocked(h, stateGone)
+			delete(h.srv.conns, h)
 			h.srv.mu.Unlock()
 			h.srv.wg.Done()
 		}

@@ -35,6 +35,7 @@ type session struct {
 	meta   []core.StreamDetails
 	tags   []flv.Tag
 	closed bool
+	how    Leave
 }
 
 func (r *recorder) Publish(p Publish) (Session, error) {
@@ -54,7 +55,7 @@ func (s *session) Metadata(d core.StreamDetails) {
 	s.mu.Unlock()
 }
 func (s *session) WriteTag(t flv.Tag) { s.mu.Lock(); s.tags = append(s.tags, t); s.mu.Unlock() }
-func (s *session) Close()             { s.mu.Lock(); s.closed = true; s.mu.Unlock() }
+func (s *session) Close(how Leave)    { s.mu.Lock(); s.closed, s.how = true, how; s.mu.Unlock() }
 
 func (s *session) snapshot() (int, bool) {
 	s.mu.Lock()
@@ -107,6 +108,9 @@ func TestPublishIsAcceptedAndForwarded(t *testing.T) {
 		return closed, "open"
 	})
 	s := rec.sessions[0]
+	if s.how != Unpublished {
+		t.Errorf("a publisher that ended its stream left as %q, want unpublished", s.how)
+	}
 	if len(s.meta) != 1 || s.meta[0].Width != 320 || s.meta[0].VideoCodec != "H.264" {
 		t.Errorf("metadata %+v", s.meta)
 	}
@@ -141,6 +145,7 @@ func TestBadPublishersAreRefusedWithAReason(t *testing.T) {
 	}{
 		{"wrong key", "/live/wrong-key-456", h264aac, nil, "wrong stream key"},
 		{"wrong app", "/other/right-key-123", h264aac, nil, "wrong RTMP application"},
+		{"key as the app", "/right-key-123/x", h264aac, nil, "wrong RTMP application"},
 		{"handler refuses", "/live/right-key-123", h264aac, core.ErrAlreadyLive, "already live"},
 		{"H.263 video", "/live/right-key-123", []string{"-c:v", "flv1", "-c:a", "aac"}, nil, "Starling takes H.264"},
 		{"MP3 audio", "/live/right-key-123", []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "libmp3lame"}, nil, "Starling takes AAC"},
@@ -157,8 +162,8 @@ func TestBadPublishersAreRefusedWithAReason(t *testing.T) {
 			testrig.Eventually(t, 30*time.Second, "the refusal in the log", func() (bool, string) {
 				return strings.Contains(logs.String(), tt.log), logs.String()
 			})
-			if strings.Contains(logs.String(), "wrong-key-456") {
-				t.Error("the tried key is in the log")
+			if strings.Contains(logs.String(), "wrong-key-456") || strings.Contains(logs.String(), "right-key-123") {
+				t.Errorf("a tried key is in the log:\n%s", logs)
 			}
 			if !strings.Contains(logs.String(), "remote=127.0.0.1:") {
 				t.Error("the publisher's address is not in the log")

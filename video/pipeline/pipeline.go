@@ -18,6 +18,7 @@ import (
 
 type streamState interface {
 	Begin(core.Broadcaster) error
+	Replace(core.Broadcaster)
 	SetDetails(core.StreamDetails)
 	Status() core.Status
 	End()
@@ -27,6 +28,8 @@ type settingsSource interface{ Get() *core.Settings }
 
 type packager interface {
 	Begin(context.Context, hls.Options) *hls.Broadcast
+	// Redact hides the packager's token in what ffmpeg logs.
+	Redact(string) string
 }
 
 // Deps are what a Pipeline needs.
@@ -37,46 +40,120 @@ type Deps struct {
 	Packager packager
 	// FFmpeg is the ffmpeg executable.
 	FFmpeg string
+	// ReconnectGrace is how long a broadcast whose publisher dropped
+	// without a word stays live for it to come back (3 s). OBS reconnects
+	// within seconds of a network blip; viewers' buffers hold longer.
+	ReconnectGrace time.Duration
 }
 
-// Pipeline starts a broadcast for each accepted publisher. It implements
+// Pipeline runs a broadcast for accepted publishers. It implements
 // ingest.Handler.
+//
+// A publish with the stream key always gets in: while a broadcast goes
+// on, the new publisher takes it over and the old one is disconnected.
+// That is what a streamer needs when OBS reconnects after a network blip
+// while the server still holds the old, silent connection, or when the
+// stream moves to another machine. The broadcast continues: the same
+// playlists, a new ffmpeg run after an EXT-X-DISCONTINUITY. It ends when
+// its last publisher has left and nobody took over.
 type Pipeline struct {
 	log  *slog.Logger
 	deps Deps
 	// wg counts the watchers of running transcoders.
 	wg sync.WaitGroup
 
-	// mu guards live: the session of the publisher sending now, nil while
-	// nobody is. Publish sets it, the session's Close clears it, Health
-	// reads it.
-	mu   sync.Mutex
+	// mu guards the fields below and serialises the start and end of
+	// broadcasts.
+	mu sync.Mutex
+	// live is the session of the publisher sending now, nil while nobody
+	// is. Publish sets it, the session's Close clears it, Health reads it.
 	live *session
+	// current is the broadcast going on, nil while offline.
+	current *broadcast
+}
+
+// broadcast is one broadcast: from its first publish until its last
+// session has closed with no publisher live.
+type broadcast struct {
+	b *hls.Broadcast
+	// video are the broadcast's settings, fixed when it started: changes
+	// apply to the next one.
+	video core.VideoSettings
+	// sessions counts the sessions still closing or sending, and joined
+	// is closed when one more joins; both guarded by Pipeline.mu.
+	sessions int
+	joined   chan struct{}
 }
 
 // New returns a Pipeline.
-func New(d Deps) *Pipeline { return &Pipeline{log: d.Logger, deps: d} }
+func New(d Deps) *Pipeline {
+	if d.ReconnectGrace == 0 {
+		d.ReconnectGrace = 3 * time.Second
+	}
+	return &Pipeline{log: d.Logger, deps: d}
+}
 
 // Wait returns when every broadcast's watcher has returned: after the
 // ingest server has closed every session.
 func (p *Pipeline) Wait() { p.wg.Wait() }
 
-// Publish starts a broadcast, or refuses a publisher while one is live.
+// Publish starts a broadcast, or hands the one going on to a new
+// publisher.
 func (p *Pipeline) Publish(pub ingest.Publish) (ingest.Session, error) {
-	if err := p.deps.Stream.Begin(core.Broadcaster{RemoteAddr: pub.RemoteAddr, Time: pub.Time}); err != nil {
-		return nil, err
-	}
-	// The settings of a broadcast are fixed when it starts; changes apply
-	// to the next one.
-	video := p.deps.Settings.Get().Video
-	b := p.deps.Packager.Begin(context.Background(), hls.Options{
-		PlaylistSegments: video.PlaylistSegments,
-		Bandwidths:       bandwidths(video.Variants),
-	})
+	who := core.Broadcaster{RemoteAddr: pub.RemoteAddr, Time: pub.Time}
 	log := p.log.With("remote", pub.RemoteAddr)
-	t := transcode.Start(transcode.Deps{
+	p.mu.Lock()
+	bc, old := p.current, p.live
+	if bc == nil {
+		if err := p.deps.Stream.Begin(who); err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
+		video := p.deps.Settings.Get().Video
+		bc = &broadcast{video: video, b: p.deps.Packager.Begin(context.Background(), hls.Options{
+			PlaylistSegments: video.PlaylistSegments,
+			Bandwidths:       bandwidths(video.Variants),
+		})}
+		p.current = bc
+		log.Info("broadcast started", "variants", len(video.Variants))
+	} else {
+		p.deps.Stream.Replace(who)
+		close(bc.joined)
+		log.Info("publisher took over the broadcast")
+	}
+	bc.joined = make(chan struct{})
+	bc.sessions++
+	stats := pub.Stats
+	if stats == nil {
+		stats = func() ingest.Stats { return ingest.Stats{} }
+	}
+	s := &session{p: p, log: log, bc: bc, stats: stats, started: pub.Time, kick: pub.Kick}
+	s.t = p.startTranscoder(log, bc)
+	p.live = s
+	p.mu.Unlock()
+
+	if old != nil {
+		old.log.Warn("disconnecting the publisher: a new publish with the stream key took over the broadcast", "new_remote", pub.RemoteAddr)
+		old.kick()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		<-s.t.Done()
+		if s.t.Err() != nil {
+			log.Error("disconnecting the publisher: the stream cannot be transcoded", "err", s.t.Err())
+			pub.Kick()
+		}
+	}()
+	return s, nil
+}
+
+// startTranscoder starts the ffmpeg session of a publisher of bc.
+func (p *Pipeline) startTranscoder(log *slog.Logger, bc *broadcast) *transcode.Session {
+	return transcode.Start(transcode.Deps{
 		Logger:  log,
 		Program: p.deps.FFmpeg,
+		Redact:  p.deps.Packager.Redact,
 		Args: func(hasAudio bool) []string {
 			// The encoder's metadata arrives before its first key frame,
 			// which is when ffmpeg starts.
@@ -85,34 +162,15 @@ func (p *Pipeline) Publish(pub ingest.Publish) (ingest.Session, error) {
 				src = br.StreamDetails
 			}
 			return transcode.Args(transcode.Job{
-				Variants:        video.Variants,
-				SegmentSeconds:  video.SegmentSeconds,
+				Variants:        bc.video.Variants,
+				SegmentSeconds:  bc.video.SegmentSeconds,
 				HasAudio:        hasAudio,
-				OutputURL:       b.NextRunURL(),
+				OutputURL:       bc.b.NextRunURL(),
 				SourceVideoKbps: src.VideoBitrate,
 				SourceAudioKbps: src.AudioBitrate,
 			})
 		},
 	})
-	log.Info("broadcast started", "variants", len(video.Variants))
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		<-t.Done()
-		if t.Err() != nil {
-			log.Error("disconnecting the publisher: the stream cannot be transcoded", "err", t.Err())
-			pub.Kick()
-		}
-	}()
-	stats := pub.Stats
-	if stats == nil {
-		stats = func() ingest.Stats { return ingest.Stats{} }
-	}
-	s := &session{p: p, log: log, t: t, b: b, stats: stats, video: video, started: pub.Time}
-	p.mu.Lock()
-	p.live = s
-	p.mu.Unlock()
-	return s, nil
 }
 
 // staleProgress is when ffmpeg's last report is too old to stand for its
@@ -154,7 +212,7 @@ func (p *Pipeline) Health() core.StreamHealth {
 	h.TranscoderRestarts = max(pr.Run-1, 0)
 	h.DroppedFrames, h.DuplicatedFrames, h.SkippedFrames = pr.DropFrames, pr.DupFrames, pr.SkippedFrames
 
-	want := core.HealthTargets{KeyframeIntervalSeconds: float64(s.video.SegmentSeconds)}
+	want := core.HealthTargets{KeyframeIntervalSeconds: float64(s.bc.video.SegmentSeconds)}
 	if in.Full() {
 		if br := p.deps.Stream.Status().Broadcaster; br != nil {
 			want.Framerate = br.StreamDetails.FrameRate
@@ -186,31 +244,62 @@ type session struct {
 	p   *Pipeline
 	log *slog.Logger
 	t   *transcode.Session
-	b   *hls.Broadcast
+	bc  *broadcast
 	// stats measures what the publisher sends.
-	stats func() ingest.Stats
-	// video are the broadcast's settings, fixed when it started.
-	video   core.VideoSettings
+	stats   func() ingest.Stats
 	started time.Time
+	// kick disconnects the publisher.
+	kick func()
 }
 
 func (s *session) Metadata(d core.StreamDetails) { s.p.deps.Stream.SetDetails(d) }
 
 func (s *session) WriteTag(t flv.Tag) { s.t.WriteTag(t) }
 
-// Close lets ffmpeg finish the last segment, closes the playlists, and
-// only then reports the stream offline.
-func (s *session) Close() {
-	// The publisher has gone: there is nothing left to judge.
-	s.p.mu.Lock()
-	if s.p.live == s {
-		s.p.live = nil
+// Close lets ffmpeg finish the last segment. Then, unless another
+// publisher has taken over, it closes the playlists and only then reports
+// the stream offline; a publisher that dropped without a word gets
+// ReconnectGrace to come back first.
+func (s *session) Close(how ingest.Leave) {
+	p := s.p
+	p.mu.Lock()
+	if p.live == s {
+		// The publisher has gone: there is nothing left to judge.
+		p.live = nil
 	}
-	s.p.mu.Unlock()
+	p.mu.Unlock()
 	if err := s.t.Close(); err != nil {
 		s.log.Warn("transcoder ended with an error", "err", err)
 	}
-	s.b.End(context.Background())
-	s.p.deps.Stream.End()
+	bc := s.bc
+	p.mu.Lock()
+	bc.sessions--
+	joined := bc.joined
+	last := bc.sessions == 0
+	p.mu.Unlock()
+	if !last {
+		s.log.Info("publisher left; the broadcast goes on")
+		return
+	}
+	if how == ingest.Dropped && s.t.Err() == nil {
+		s.log.Info("publisher dropped; waiting for it to reconnect", "grace", p.deps.ReconnectGrace)
+		t := time.NewTimer(p.deps.ReconnectGrace)
+		select {
+		case <-joined:
+			t.Stop()
+			s.log.Info("publisher left; the broadcast goes on")
+			return
+		case <-t.C:
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if bc.sessions > 0 {
+		s.log.Info("publisher left; the broadcast goes on")
+		return
+	}
+	p.current = nil
+	bc.b.End(context.Background())
+	p.deps.Stream.End()
 	s.log.Info("broadcast ended")
 }

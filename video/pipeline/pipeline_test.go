@@ -43,6 +43,8 @@ func (k keys) CheckStreamKey(s string) bool { return s == string(k) }
 // temporary data directory.
 type rig struct {
 	pipeline *Pipeline
+	stream   *core.Stream
+	hlsDir   string
 	rtmpURL  string // rtmp://127.0.0.1:PORT/live/KEY
 	logs     *testrig.LogBuffer
 }
@@ -97,7 +99,8 @@ func startRig(t *testing.T, video core.VideoSettings) *rig {
 	srv := ingest.New(ingest.Deps{Logger: log.With("component", "rtmp"), Keys: keys(streamKey), Handler: p})
 	srv.Start(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &rig{pipeline: p, rtmpURL: "rtmp://" + ln.Addr().String() + "/" + ingest.App + "/" + streamKey, logs: logs}
+	return &rig{pipeline: p, stream: stream, hlsDir: hlsStore.Dir(), logs: logs,
+		rtmpURL: "rtmp://" + ln.Addr().String() + "/" + ingest.App + "/" + streamKey}
 }
 
 // publish runs ffmpeg as the publisher: 320x180 test video at 15 fps with
