@@ -158,6 +158,9 @@ func (s *testServer) admin(method, path string, body any) (int, []byte) {
 	}
 	req, _ := http.NewRequest(method, s.URL+path, r)
 	req.SetBasicAuth("admin", testAdminPassword)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)

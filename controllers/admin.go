@@ -93,11 +93,6 @@ func (h *Handlers) ServerConfig(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// valueRequest is the body of Owncast's POST /api/admin/config/... calls.
-type valueRequest[T any] struct {
-	Value T `json:"value"`
-}
-
 func ok(w http.ResponseWriter) {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "changed"})
 }
@@ -106,12 +101,12 @@ func ok(w http.ResponseWriter) {
 // limit characters.
 func (h *Handlers) textSetting(what string, limit int, set func(*core.Settings, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req valueRequest[string]
-		if err := readJSON(w, r, &req); err != nil {
+		value, err := readValue[string](w, r)
+		if err != nil {
 			h.writeError(w, r, err)
 			return
 		}
-		v := strings.TrimSpace(req.Value)
+		v := strings.TrimSpace(value)
 		if n := utf8.RuneCountInString(v); n > limit {
 			h.writeError(w, r, badRequest(fmt.Errorf("the %s is %d characters long: the limit is %d", what, n, limit)))
 			return
@@ -147,16 +142,15 @@ func (h *Handlers) SetOfflineMessage() http.HandlerFunc {
 // SetVideoVariants answers POST /api/admin/config/video/streamoutputvariants.
 // The new variants apply from the next broadcast.
 func (h *Handlers) SetVideoVariants(w http.ResponseWriter, r *http.Request) {
-	var req valueRequest[[]core.Variant]
-	if err := readJSON(w, r, &req); err != nil {
+	value, err := readValue[[]core.Variant](w, r)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	_, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error {
-		s.Video.Variants = req.Value
+	if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error {
+		s.Video.Variants = value
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -166,16 +160,16 @@ func (h *Handlers) SetVideoVariants(w http.ResponseWriter, r *http.Request) {
 // SetStreamKeys answers POST /api/admin/config/streamkeys. Starling has
 // one stream key; Owncast's list shape is kept.
 func (h *Handlers) SetStreamKeys(w http.ResponseWriter, r *http.Request) {
-	var req valueRequest[[]streamKey]
-	if err := readJSON(w, r, &req); err != nil {
+	value, err := readValue[[]streamKey](w, r)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if len(req.Value) != 1 {
-		h.writeError(w, r, badRequest(fmt.Errorf("%d stream keys given: Starling takes exactly one", len(req.Value))))
+	if len(value) != 1 {
+		h.writeError(w, r, badRequest(fmt.Errorf("%d stream keys given: Starling takes exactly one", len(value))))
 		return
 	}
-	if err := h.deps.Keys.SetStreamKey(r.Context(), req.Value[0].Key); err != nil {
+	if err := h.deps.Keys.SetStreamKey(r.Context(), value[0].Key); err != nil {
 		h.writeError(w, r, badRequest(err))
 		return
 	}
@@ -192,13 +186,13 @@ type segmentsValue struct {
 // length and how many segments a playlist lists. Latency and how much
 // viewers can share depend on them; they apply from the next broadcast.
 func (h *Handlers) SetSegments(w http.ResponseWriter, r *http.Request) {
-	var req valueRequest[segmentsValue]
-	if err := readJSON(w, r, &req); err != nil {
+	value, err := readValue[segmentsValue](w, r)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error {
-		s.Video.SegmentSeconds, s.Video.PlaylistSegments = req.Value.SegmentSeconds, req.Value.PlaylistSegments
+		s.Video.SegmentSeconds, s.Video.PlaylistSegments = value.SegmentSeconds, value.PlaylistSegments
 		return nil
 	}); err != nil {
 		h.writeError(w, r, err)

@@ -230,12 +230,12 @@ func (h *Handlers) IPBans(w http.ResponseWriter, r *http.Request) {
 
 // BanIP answers POST /api/admin/chat/users/ipbans/create.
 func (h *Handlers) BanIP(w http.ResponseWriter, r *http.Request) {
-	var req valueRequest[string]
-	if err := readJSON(w, r, &req); err != nil {
+	value, err := readValue[string](w, r)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.deps.Chat.BanIP(r.Context(), strings.TrimSpace(req.Value), "banned by an admin"); err != nil {
+	if err := h.deps.Chat.BanIP(r.Context(), strings.TrimSpace(value), "banned by an admin"); err != nil {
 		h.writeError(w, r, chatError(err))
 		return
 	}
@@ -244,12 +244,12 @@ func (h *Handlers) BanIP(w http.ResponseWriter, r *http.Request) {
 
 // UnbanIP answers POST /api/admin/chat/users/ipbans/remove.
 func (h *Handlers) UnbanIP(w http.ResponseWriter, r *http.Request) {
-	var req valueRequest[string]
-	if err := readJSON(w, r, &req); err != nil {
+	value, err := readValue[string](w, r)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.deps.Chat.UnbanIP(r.Context(), strings.TrimSpace(req.Value)); err != nil {
+	if err := h.deps.Chat.UnbanIP(r.Context(), strings.TrimSpace(value)); err != nil {
 		h.writeError(w, r, chatError(err))
 		return
 	}
@@ -281,12 +281,12 @@ func (h *Handlers) SendChatSystemMessage(w http.ResponseWriter, r *http.Request)
 // {"value": ...}: it changes the chat settings and tells the clients.
 func chatSetting[T any](h *Handlers, set func(*core.ChatSettings, T)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req valueRequest[T]
-		if err := readJSON(w, r, &req); err != nil {
+		value, err := readValue[T](w, r)
+		if err != nil {
 			h.writeError(w, r, err)
 			return
 		}
-		if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error { set(&s.Chat, req.Value); return nil }); err != nil {
+		if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error { set(&s.Chat, value); return nil }); err != nil {
 			h.writeError(w, r, err)
 			return
 		}

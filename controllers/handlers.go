@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/starling-live/starling/core"
@@ -104,13 +106,51 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// readJSON decodes a request body of at most 1 MiB into v.
+// readJSON decodes a JSON request body of at most 1 MiB into v. The
+// content type must say JSON: a form on another site can send text/plain
+// or form data without the browser asking this server first (CORS), but
+// never application/json.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return &apiError{status: http.StatusUnsupportedMediaType,
+			message: `send the body as JSON, with the header "Content-Type: application/json"`,
+			cause:   fmt.Errorf("content type %q", r.Header.Get("Content-Type"))}
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err := dec.Decode(v); err != nil {
 		return badRequest(fmt.Errorf("the request body is not the JSON expected (%v): see the API documentation", err))
 	}
 	return nil
+}
+
+func isJSON(contentType string) bool {
+	t, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (t == "application/json" || strings.HasSuffix(t, "+json"))
+}
+
+// readValue decodes the body of Owncast's POST /api/admin/config/...
+// calls, {"value": ...}. A body without "value" (a typo in the name) or
+// with null is refused: either would otherwise clear the setting.
+func readValue[T any](w http.ResponseWriter, r *http.Request) (T, error) {
+	var (
+		req struct {
+			Value json.RawMessage `json:"value"`
+		}
+		v T
+	)
+	if err := readJSON(w, r, &req); err != nil {
+		return v, err
+	}
+	switch string(req.Value) {
+	case "":
+		return v, badRequest(errors.New(`the body has no "value": send {"value": ...}`))
+	case "null":
+		return v, badRequest(errors.New(`"value" is null: send the new value ("" or [] to clear a setting)`))
+	}
+	if err := json.Unmarshal(req.Value, &v); err != nil {
+		return v, badRequest(fmt.Errorf(`"value" is not what this setting takes (%v): see the API documentation`, err))
+	}
+	return v, nil
 }
 
 // timePtr formats a time as RFC 3339 in UTC, or null.

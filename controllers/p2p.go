@@ -99,13 +99,13 @@ func (h *Handlers) p2pStatus(s *core.Settings) p2pStatus {
 
 // SetP2P answers POST /api/admin/config/p2p with {"value": P2PSettings}.
 func (h *Handlers) SetP2P(w http.ResponseWriter, r *http.Request) {
-	var req valueRequest[core.P2PSettings]
-	if err := readJSON(w, r, &req); err != nil {
+	value, err := readValue[core.P2PSettings](w, r)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error {
-		s.P2P = req.Value
+		s.P2P = value
 		return nil
 	}); err != nil {
 		h.writeError(w, r, err)

@@ -29,19 +29,10 @@ func peerIP(r *http.Request) string {
 }
 
 // clientIP resolves ClientIP once per request.
-func clientIP(trusted []netip.Prefix, next http.Handler) http.Handler {
+func clientIP(trusted func(netip.Addr) bool, next http.Handler) http.Handler {
 	isTrusted := func(s string) bool {
 		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil {
-			return false
-		}
-		a = a.Unmap()
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
+		return err == nil && trusted(a.Unmap())
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := peerIP(r)
@@ -62,6 +53,18 @@ func clientIP(trusted []netip.Prefix, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey, ip)))
 	})
+}
+
+// trustedBy reports whether an address is in one of the networks.
+func trustedBy(networks []netip.Prefix) func(netip.Addr) bool {
+	return func(a netip.Addr) bool {
+		for _, p := range networks {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // ParseTrustedProxies parses a comma-separated list of addresses and

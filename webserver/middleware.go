@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"log/slog"
 	"net"
 	"net/http"
@@ -111,27 +110,5 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(w, r)
-	})
-}
-
-// AdminUser is the user name of HTTP Basic authentication for the admin
-// API, as in Owncast.
-const AdminUser = "admin"
-
-// requireAdmin lets a request through with the admin's credentials.
-func requireAdmin(log *slog.Logger, auth adminAuth, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, pass, ok := r.BasicAuth()
-		if ok && subtle.ConstantTimeCompare([]byte(user), []byte(AdminUser)) == 1 && auth.CheckAdminPassword(pass) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if ok {
-			log.Warn("admin login failed", "remote", ClientIP(r), "path", r.URL.Path)
-		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="Starling admin", charset="UTF-8"`)
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(http.StatusUnauthorized)
-		w.Write([]byte(`{"success":false,"message":"admin login required: user admin and the admin password"}` + "\n"))
 	})
 }

@@ -28,6 +28,22 @@ func newIPLimiter(r rate.Limit, burst int) *ipLimiter {
 }
 
 func (l *ipLimiter) allow(ip string, now time.Time) bool {
+	return l.limiter(ip, now).AllowN(now, 1)
+}
+
+// take spends a token of ip's if one is there now; if not, it says how
+// long until one is. give returns the token, for an attempt that turned
+// out to be no abuse.
+func (l *ipLimiter) take(ip string, now time.Time) (give func(), wait time.Duration) {
+	r := l.limiter(ip, now).ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d
+	}
+	return func() { r.CancelAt(time.Now()) }, 0
+}
+
+func (l *ipLimiter) limiter(ip string, now time.Time) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.buckets) > 10_000 {
@@ -44,17 +60,15 @@ func (l *ipLimiter) allow(ip string, now time.Time) bool {
 		l.buckets[ip] = b
 	}
 	b.seen = now
-	return b.lim.AllowN(now, 1)
+	return b.lim
 }
 
 // wrap answers 429 to a client over its budget.
 func (l *ipLimiter) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !l.allow(ClientIP(r), time.Now()) {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.Header().Set("Retry-After", "5")
-			w.WriteHeader(http.StatusTooManyRequests)
-			w.Write([]byte(`{"success":false,"message":"too many requests from your address: slow down"}` + "\n"))
+			writeError(w, http.StatusTooManyRequests, "too many requests from your address: slow down")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"time"
 
 	"github.com/starling-live/starling/controllers"
 )
@@ -40,11 +39,15 @@ type Deps struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (see ClientIP).
 	TrustedProxies []netip.Prefix
+	// Limits bound what clients may hold.
+	Limits Limits
 }
 
 // Server is the HTTP server.
 type Server struct {
 	log     *slog.Logger
+	limits  Limits
+	trusted func(netip.Addr) bool
 	handler http.Handler
 	srv     *http.Server
 	done    chan error
@@ -53,7 +56,7 @@ type Server struct {
 
 // New builds the router.
 func New(d Deps) (*Server, error) {
-	s := &Server{log: d.Logger}
+	s := &Server{log: d.Logger, limits: d.Limits.withDefaults(), trusted: trustedBy(d.TrustedProxies)}
 	hlsRoot, err := os.OpenRoot(d.HLSDir)
 	if err != nil {
 		return nil, fmt.Errorf("open HLS directory: %w", err)
@@ -71,7 +74,8 @@ func New(d Deps) (*Server, error) {
 	}
 
 	h := d.Handlers
-	admin := func(hf http.HandlerFunc) http.Handler { return requireAdmin(d.Logger, d.Admin, hf) }
+	gate := newAdminGate(d.Logger, d.Admin)
+	admin := func(hf http.HandlerFunc) http.Handler { return gate.wrap(hf) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/status", h.Status)
 	mux.HandleFunc("GET /api/config", h.Config)
@@ -89,7 +93,7 @@ func New(d Deps) (*Server, error) {
 	// address is cut short.
 	mux.Handle("POST /api/metrics/playback", newIPLimiter(5, 20).wrap(http.HandlerFunc(h.RecordPlayback)))
 	mux.Handle("GET "+controllers.TrackerPath, d.Tracker)
-	mux.Handle("GET /metrics", requireAdmin(d.Logger, d.Admin, h.Metrics()))
+	mux.Handle("GET /metrics", gate.wrap(h.Metrics()))
 	mux.Handle("GET /api/admin/viewersOverTime", admin(h.ViewersOverTime))
 
 	// Chat: Owncast's paths (docs/chat.md).
@@ -121,22 +125,25 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("GET /thumbnail.jpg", &thumbnail{root: thumbRoot})
 	mux.Handle("/", web)
 
-	s.handler = requestID(clientIP(d.TrustedProxies, accessLog(d.Logger, securityHeaders(recoverPanics(d.Logger, mux)))))
+	s.handler = requestID(clientIP(s.trusted, accessLog(d.Logger, securityHeaders(deadlines(s.limits, recoverPanics(d.Logger, mux))))))
 	return s, nil
 }
 
 // Handler is the router with its middleware.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Start serves on ln.
+// Start serves on ln, holding each client address to its share of
+// connections.
 func (s *Server) Start(ln net.Listener) {
 	s.srv = &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.done = make(chan error, 1)
+	ln = newConnLimiter(ln, s.log, s.limits.MaxConnsPerIP, s.trusted)
 	go func() { s.done <- s.srv.Serve(ln) }()
 }
 
@@ -164,7 +171,5 @@ func (s *Server) closeRoots() {
 }
 
 func apiNotFound(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusNotFound)
-	fmt.Fprintf(w, `{"success":false,"message":"no such API endpoint: see the API documentation"}`+"\n")
+	writeError(w, http.StatusNotFound, "no such API endpoint: see the API documentation")
 }
