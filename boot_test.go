@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -178,5 +179,65 @@ func TestBootContract(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "use debug, info, warn or error") {
 		t.Errorf("bad flag: %v, %s", err, out)
+	}
+}
+
+// TestStartupErrorsExitWithAMessage: what goes wrong after the database
+// opens is reported in words, with exit status 1, and undone; no panic.
+func TestStartupErrorsExitWithAMessage(t *testing.T) {
+	requireTools(t, "ffmpeg")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"short stream key", []string{"--stream-key", "abcde"}, "the stream key is 5 characters long"},
+		{"HTTP port in use", []string{"--http", busy.Addr().String()}, "listen for HTTP on " + busy.Addr().String()},
+		{"RTMP port in use", []string{"--rtmp", busy.Addr().String()}, "listen for RTMP on " + busy.Addr().String()},
+		{"over-long password", []string{"--admin-password", strings.Repeat("p", 1025)}, "the admin password is 1025 bytes long"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--data", t.TempDir(), "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0"}, tc.args...)
+			cmd := exec.Command(os.Args[0], args...)
+			cmd.Env = append(os.Environ(), "STARLING_TEST_RUN_MAIN=1")
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Errorf("exit: %v, want status 1", err)
+			}
+			if !strings.Contains(string(out), tc.says) || strings.Contains(string(out), "panic") {
+				t.Errorf("output does not say %q, or panics:\n%s", tc.says, out)
+			}
+		})
+	}
+}
+
+// TestSecretsFromFilesOrEnvironment: secrets can stay off the command
+// line, which every local user can read.
+func TestSecretsFromFilesOrEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, passFile := dir+"/key", dir+"/password"
+	os.WriteFile(keyFile, []byte("key-from-a-file-123\n"), 0o600)
+	os.WriteFile(passFile, []byte("password-from-a-file\n"), 0o600)
+	c, err := parseConfig([]string{"--stream-key-file", keyFile, "--admin-password-file", passFile}, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil || c.StreamKey != "key-from-a-file-123" || c.AdminPassword != "password-from-a-file" || len(c.SecretFlags) != 0 {
+		t.Errorf("secrets from files: %+v %v", c, err)
+	}
+	env := map[string]string{"STARLING_STREAM_KEY": "key-from-the-env-1"}
+	c, err = parseConfig(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
+	if err != nil || c.StreamKey != "key-from-the-env-1" || len(c.SecretFlags) != 0 {
+		t.Errorf("the stream key from the environment: %+v %v", c, err)
+	}
+	c, err = parseConfig([]string{"--stream-key", "on-the-command-line"}, func(string) (string, bool) { return "", false }, io.Discard)
+	if err != nil || len(c.SecretFlags) != 1 || c.SecretFlags[0] != "stream-key" {
+		t.Errorf("a secret flag is not noted for a warning: %+v %v", c.SecretFlags, err)
+	}
+	if _, err := parseConfig([]string{"--stream-key", "x", "--stream-key-file", keyFile}, func(string) (string, bool) { return "", false }, io.Discard); err == nil {
+		t.Error("both --stream-key and --stream-key-file were accepted")
 	}
 }

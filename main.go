@@ -88,41 +88,62 @@ type config struct {
 	// Chat are the chat's limits; zero values are the defaults. Tests
 	// shrink them.
 	Chat chat.Config
+	// HTTPLimits and RTMPLimits bound what clients may hold; zero values
+	// are the defaults.
+	HTTPLimits webserver.Limits
+	RTMPLimits ingest.Limits
+	// SecretFlags names the secrets given as command-line flags, which
+	// other local users can read.
+	SecretFlags []string
 }
 
 func parseConfig(args []string, env func(string) (string, bool), usage io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("starling", flag.ContinueOnError)
 	fs.SetOutput(usage)
+	envName := func(flag string) string { return "STARLING_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_")) }
 	str := func(p *string, name, def, usage string) {
-		envName := "STARLING_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		if v, ok := env(envName); ok {
+		if v, ok := env(envName(name)); ok {
 			def = v
 		}
-		fs.StringVar(p, name, def, usage+" (env "+envName+")")
+		fs.StringVar(p, name, def, usage+" (env "+envName(name)+")")
 	}
 	var envErr error
 	boolean := func(p *bool, name string, def bool, usage string) {
-		envName := "STARLING_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		if v, ok := env(envName); ok {
+		if v, ok := env(envName(name)); ok {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				envErr = fmt.Errorf("%s=%q: use true or false", envName, v)
+				envErr = fmt.Errorf("%s=%q: use true or false", envName(name), v)
 			}
 			def = b
 		}
-		fs.BoolVar(p, name, def, usage+" (env "+envName+")")
+		fs.BoolVar(p, name, def, usage+" (env "+envName(name)+")")
 	}
-	var level, proxies string
+	integer := func(p *int, name string, usage string) {
+		def := 0
+		if v, ok := env(envName(name)); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				envErr = fmt.Errorf("%s=%q: use a whole number, 0 for the default", envName(name), v)
+			}
+			def = n
+		}
+		fs.IntVar(p, name, def, usage+" (env "+envName(name)+")")
+	}
+	var level, proxies, keyFile, passwordFile string
 	str(&c.HTTPAddr, "http", ":8080", "address of the web server: viewer page, API, HLS")
 	str(&c.RTMPAddr, "rtmp", ":1935", "address of the RTMP server publishers push to")
 	str(&c.DataDir, "data", "./data", "directory for the database, the HLS output and thumbnails")
 	str(&c.StreamKey, "stream-key", "", "set the stream key (at least 8 characters); generated on first run if unset")
 	str(&c.AdminPassword, "admin-password", "", "set the admin password (at least 8 characters); generated on first run if unset")
+	str(&keyFile, "stream-key-file", "", "read the stream key from this file (other local users can read flags, not your files)")
+	str(&passwordFile, "admin-password-file", "", "read the admin password from this file")
 	str(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg executable")
 	str(&level, "log-level", "info", "log level: debug, info, warn or error")
 	str(&proxies, "trusted-proxies", "127.0.0.0/8,::1", "reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks, comma-separated)")
 	boolean(&c.P2P, "p2p", true, "let viewers share segments with each other (peer to peer); false turns it off whatever the settings say")
+	integer(&c.HTTPLimits.MaxConnsPerIP, "http-max-conns-per-ip", "open HTTP connections one client address may hold (0: 256); trusted proxies are exempt")
+	integer(&c.RTMPLimits.MaxPendingPerIP, "rtmp-max-pending-per-ip", "RTMP connections one address may hold before it publishes (0: 4)")
 	fs.BoolVar(&c.ShowVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -130,9 +151,37 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 	if envErr != nil {
 		return c, envErr
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "stream-key" || f.Name == "admin-password" {
+			c.SecretFlags = append(c.SecretFlags, f.Name)
+		}
+	})
+	for _, sf := range []struct {
+		file, name string
+		dst        *string
+	}{{keyFile, "stream-key", &c.StreamKey}, {passwordFile, "admin-password", &c.AdminPassword}} {
+		if sf.file == "" {
+			continue
+		}
+		if *sf.dst != "" {
+			return c, fmt.Errorf("both --%s and --%s-file are set: give one", sf.name, sf.name)
+		}
+		raw, err := os.ReadFile(sf.file)
+		if err != nil {
+			return c, fmt.Errorf("--%s-file: %w", sf.name, err)
+		}
+		// Editors end files with a newline; the secret never has one.
+		*sf.dst = strings.TrimRight(string(raw), "\r\n")
+		if *sf.dst == "" {
+			return c, fmt.Errorf("--%s-file %s is empty", sf.name, sf.file)
+		}
+	}
 	var err error
 	if c.TrustedProxies, err = webserver.ParseTrustedProxies(proxies); err != nil {
 		return c, fmt.Errorf("--trusted-proxies %q: %w", proxies, err)
+	}
+	if c.HTTPLimits.MaxConnsPerIP < 0 || c.RTMPLimits.MaxPendingPerIP < 0 {
+		return c, errors.New("connection limits cannot be negative: use 0 for the default")
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: see starling --help", fs.Arg(0))
@@ -163,68 +212,109 @@ type app struct {
 	chat           *chat.Hub
 	viewers        *core.ViewerHistory
 	web            *webserver.Server
+
+	// closers stop what start started, in reverse order: the one list
+	// serves a failed start and the shutdown alike.
+	closers []closer
+}
+
+type closer struct {
+	name  string
+	close func() error
+}
+
+// onStop registers how to stop what was just started.
+func (a *app) onStop(name string, close func() error) {
+	a.closers = append(a.closers, closer{name, close})
+}
+
+// stop closes everything started, newest first, once.
+func (a *app) stop() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i].close(); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", a.closers[i].name, err))
+		}
+	}
+	a.closers = nil
+	return errors.Join(errs...)
 }
 
 // newApp builds and starts every component. On error, what was started is
 // stopped again.
-func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log}
-	var undo []func()
-	defer func() {
-		if err != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
+func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log}
+	if err := a.start(ctx); err != nil {
+		if serr := a.stop(); serr != nil {
+			log.Warn("could not undo a failed start", "err", serr)
 		}
-	}()
+		return nil, err
+	}
+	return a, nil
+}
 
+// closeListener closes a listener that a server may already have closed.
+func closeListener(ln net.Listener) func() error {
+	return func() error {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+func (a *app) start(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
+	for _, name := range cfg.SecretFlags {
+		log.Warn("a secret was given on the command line, where every local user can read it (ps, /proc): pass it in the environment or a file instead", "flag", "--"+name, "instead", "STARLING_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+" or --"+name+"-file")
+	}
 	ffmpeg, err := exec.LookPath(cfg.FFmpeg)
 	if err != nil {
-		return nil, fmt.Errorf("ffmpeg not found (%w): install it (sudo apt-get install ffmpeg) or give its path with --ffmpeg", err)
+		return fmt.Errorf("ffmpeg not found (%w): install it (sudo apt-get install ffmpeg) or give its path with --ffmpeg", err)
 	}
 	checkEncoders(ctx, log, ffmpeg)
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("create the data directory: %w", err)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create the data directory: %w", err)
 	}
 	a.store, err = data.Open(ctx, filepath.Join(cfg.DataDir, "starling.db"))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	undo = append(undo, func() { a.store.Close() })
+	a.onStop("database", a.store.Close)
 	settings, err := core.LoadSettings(ctx, a.store)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	secrets, gen, err := core.LoadSecrets(ctx, a.store, cfg.StreamKey, cfg.AdminPassword)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.generated = gen
 	stream, err := core.NewStream(ctx, log, a.store)
 	if err != nil {
-		return nil, err
+		return err
 	}
 
 	hlsStore, err := local.New(filepath.Join(cfg.DataDir, "hls"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	thumbStore, err := local.New(filepath.Join(cfg.DataDir, "thumbnails"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.packager = hls.New(hls.Deps{Logger: log.With("component", "hls"), Storage: hlsStore})
 	if err := a.packager.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	undo = append(undo, func() { a.packager.Close() })
+	a.onStop("packager", a.packager.Close)
 	a.tracker = tracker.New(tracker.Deps{
 		Logger:   log.With("component", "tracker"),
 		Allowed:  tracker.NewAllowlist(controllers.SwarmID, a.packager).Allowed,
 		ClientIP: webserver.ClientIP,
 	})
 	a.tracker.Start(context.WithoutCancel(ctx))
-	undo = append(undo, func() { a.tracker.Close() })
+	a.onStop("tracker", a.tracker.Close)
 	// A broadcast's start and end empty the swarms: peers meet again in
 	// the new broadcast's.
 	stream.AddListener(a.tracker)
@@ -235,9 +325,9 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		Viewers: playback,
 	})
 	if err := a.viewers.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, err
+		return err
 	}
-	undo = append(undo, func() { a.viewers.Close() })
+	a.onStop("viewer history", a.viewers.Close)
 	stream.AddListener(a.viewers)
 	a.chat = chat.New(chat.Deps{
 		Logger:   log.With("component", "chat"),
@@ -249,9 +339,11 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		Config:   chatConfig(cfg.Chat, log),
 	})
 	if err := a.chat.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, err
+		return err
 	}
-	undo = append(undo, func() { a.chat.Close() })
+	// The web server's shutdown leaves WebSockets to their owners: chat
+	// and tracker close after it.
+	a.onStop("chat", a.chat.Close)
 	stream.AddListener(a.chat)
 	a.pipeline = pipeline.New(pipeline.Deps{
 		Logger:   log.With("component", "pipeline"),
@@ -276,6 +368,19 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 
 		P2PDisabled: !cfg.P2P,
 	})
+	// The servers close the listeners they are given; the listeners'
+	// closers are for a start that fails before then, and they come
+	// before the servers' so that they run after them.
+	a.rtmpLn, err = net.Listen("tcp", cfg.RTMPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for RTMP on %s: %w (is another server using the port? choose one with --rtmp)", cfg.RTMPAddr, err)
+	}
+	a.onStop("RTMP listener", closeListener(a.rtmpLn))
+	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for HTTP on %s: %w (is another server using the port? choose one with --http)", cfg.HTTPAddr, err)
+	}
+	a.onStop("HTTP listener", closeListener(a.httpLn))
 	a.web, err = webserver.New(webserver.Deps{
 		Logger:         log.With("component", "http"),
 		Handlers:       handlers,
@@ -286,28 +391,31 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		Tracker:        a.tracker,
 		Chat:           a.chat,
 		TrustedProxies: cfg.TrustedProxies,
+		Limits:         cfg.HTTPLimits,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	undo = append(undo, func() { a.web.Close(context.Background()) })
-
-	a.rtmpLn, err = net.Listen("tcp", cfg.RTMPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen for RTMP on %s: %w (is another server using the port? choose one with --rtmp)", cfg.RTMPAddr, err)
-	}
-	undo = append(undo, func() { a.rtmpLn.Close() })
-	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen for HTTP on %s: %w (is another server using the port? choose one with --http)", cfg.HTTPAddr, err)
-	}
+	a.onStop("web server", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return a.web.Close(ctx)
+	})
 
 	a.ingest = ingest.New(ingest.Deps{
 		Logger:  log.With("component", "rtmp"),
 		Keys:    secrets,
 		Handler: a.pipeline,
+		Limits:  cfg.RTMPLimits,
 	})
 	a.ingest.Start(a.rtmpLn)
+	// The publisher goes first, so ffmpeg can finish the last segment and
+	// playlist while the web server still runs.
+	a.onStop("RTMP server", func() error {
+		err := a.ingest.Close()
+		a.pipeline.Wait()
+		return err
+	})
 	a.thumbnails = thumbnail.New(thumbnail.Deps{
 		Logger: log.With("component", "thumbnail"),
 		FFmpeg: ffmpeg,
@@ -315,10 +423,12 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (a *app, err erro
 		Store:  thumbStore,
 	})
 	a.thumbnails.Start(context.WithoutCancel(ctx))
-	// The web server starts last: /api/status answering means ready.
+	a.onStop("thumbnails", a.thumbnails.Close)
+	// The web server starts last: /api/status answering means ready. Its
+	// closer is registered above, so that it stops after the publisher.
 	a.web.Start(a.httpLn)
 	log.Info("starling started", "version", version, "http", a.httpLn.Addr().String(), "rtmp", a.rtmpLn.Addr().String(), "data", cfg.DataDir)
-	return a, nil
+	return nil
 }
 
 // chatConfig caps chat connections at two thirds of the file descriptors
@@ -356,27 +466,14 @@ func checkEncoders(ctx context.Context, log *slog.Logger, ffmpeg string) {
 	}
 }
 
-// run waits for ctx, then stops the components in reverse order: the
-// publisher goes first, so ffmpeg can finish the last segment and
-// playlist while the web server still runs.
+// run waits for ctx, then stops the components in reverse order of their
+// start.
 func (a *app) run(ctx context.Context) error {
 	<-ctx.Done()
 	a.log.Info("shutting down")
-	var errs []error
-	errs = append(errs, a.ingest.Close())
-	a.pipeline.Wait()
-	errs = append(errs, a.thumbnails.Close())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	errs = append(errs, a.web.Close(shutdownCtx))
-	// The server's shutdown leaves WebSockets to their owners.
-	errs = append(errs, a.chat.Close())
-	errs = append(errs, a.tracker.Close())
-	errs = append(errs, a.viewers.Close())
-	errs = append(errs, a.packager.Close())
-	errs = append(errs, a.store.Close())
+	err := a.stop()
 	a.log.Info("stopped")
-	return errors.Join(errs...)
+	return err
 }
 
 // printWelcome tells the operator where to publish and watch. Secrets
