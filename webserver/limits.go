@@ -103,7 +103,8 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := addrOf(c.RemoteAddr())
+		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		ip := ap.Addr().Unmap()
 		if l.trusted(ip) {
 			return c, nil
 		}
@@ -150,12 +151,4 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
-}
-
-func addrOf(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap.Addr().Unmap()
 }

@@ -168,7 +168,6 @@ type Server struct {
 	npub    int    // publishing connections
 	accepts uint64 // connections accepted, numbering them
 	evicted uint64
-	refused uint64
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -178,17 +177,15 @@ type ConnStats struct {
 	// Pending have not published yet; Publishing have.
 	Pending    int `json:"pending"`
 	Publishing int `json:"publishing"`
-	// Evicted pending connections made room for newer ones; Refused ones
-	// found no room at all.
+	// Evicted pending connections made room for newer ones.
 	Evicted uint64 `json:"evicted"`
-	Refused uint64 `json:"refused"`
 }
 
 // Connections returns the connection counts.
 func (s *Server) Connections() ConnStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return ConnStats{Pending: s.npend, Publishing: s.npub, Evicted: s.evicted, Refused: s.refused}
+	return ConnStats{Pending: s.npend, Publishing: s.npub, Evicted: s.evicted}
 }
 
 // New returns a Server.
@@ -233,12 +230,13 @@ func (s *Server) Close() error {
 func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 	addr := nc.RemoteAddr().String()
 	log := s.log.With("remote", addr)
-	h := &connHandler{srv: s, log: log, addr: addr, ip: addrOf(nc.RemoteAddr()), nc: nc}
+	ap, _ := netip.ParseAddrPort(addr)
+	h := &connHandler{srv: s, log: log, addr: addr, ip: ap.Addr().Unmap(), nc: nc}
 	dc := &deadlineConn{Conn: nc, budget: s.limits.PendingBytes}
 	h.dc = dc
 
 	if victim, ok := s.admit(h); !ok {
-		log.Warn("RTMP connection refused: too many connections")
+		log.Debug("RTMP connection refused: the server is closing")
 		nc.Close()
 		h.untracked = true
 	} else if victim != nil {
@@ -266,12 +264,11 @@ func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 
 // admit counts h as pending, making room by evicting the oldest pending
 // connection of its address, or of all, when the limits are reached. It
-// returns the connection to close, and false if h is refused.
+// returns the connection to close, and false once the server is closing.
 func (s *Server) admit(h *connHandler) (victim *connHandler, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		s.refused++
 		return nil, false
 	}
 	switch {
@@ -392,14 +389,6 @@ func (c *deadlineConn) published(timeout time.Duration) {
 	c.moved = time.Time{}
 	// go-rtmp bounds its own writes; a stale deadline must not cut them.
 	c.Conn.SetWriteDeadline(time.Time{})
-}
-
-func addrOf(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap.Addr().Unmap()
 }
 
 // connHandler handles one RTMP connection. go-rtmp calls it from the
