@@ -113,6 +113,7 @@ func (s *Server) Get(path string, asAdmin bool) ([]byte, bool) {
 func (s *Server) Admin(path, body string) error {
 	req, _ := http.NewRequest(http.MethodPost, s.Web+path, strings.NewReader(body))
 	req.SetBasicAuth("admin", AdminPassword)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
