@@ -50,8 +50,9 @@ const (
 // Limits on what one report may claim, so a forged report cannot skew the
 // figures much: no viewer downloads 1 GiB in the seconds between reports.
 const (
-	maxReportDelta = 1 << 30
-	maxViewers     = 100_000
+	maxReportDelta   = 1 << 30
+	maxRejectedDelta = 10_000 // segments: a few a second at most
+	maxViewers       = 100_000
 	// MaxViewersPerAddress is how many viewers one client address counts
 	// for at a time: a household or a classroom behind one NAT, not a
 	// script inventing an audience.
@@ -137,6 +138,9 @@ func (p *Playback) Record(r PlaybackReport, address string, now time.Time) error
 	}
 	if d.HTTPBytes > maxReportDelta || d.P2PBytes > maxReportDelta || d.P2PUploadedBytes > maxReportDelta {
 		return fmt.Errorf("%w: more than 1 GiB since the last report", ErrBadReport)
+	}
+	if d.P2PRejectedSegments > maxRejectedDelta {
+		return fmt.Errorf("%w: more than %d rejected segments since the last report", ErrBadReport, maxRejectedDelta)
 	}
 	v.last, v.seen = r, now
 	p.totals.HTTPBytes += d.HTTPBytes
