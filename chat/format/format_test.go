@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
@@ -151,8 +152,21 @@ func TestMessageXSS(t *testing.T) {
 	}
 }
 
+// fuzzMaxChars is the longest body a viewer can have rendered: the chat
+// hub refuses longer ones before calling Message (chat.Config's
+// MaxMessageChars, 500 by default).
+const fuzzMaxChars = 500
+
 // FuzzMessage checks the inertness rules on inputs nobody thought of; the
 // seeds run with every go test, and `go test -fuzz=FuzzMessage` explores.
+//
+// Inputs longer than the hub lets a viewer send are skipped. Unbounded,
+// the fuzzer grows inputs to kilobytes, where goldmark is slow (Message's
+// doc), and each one that reaches new code is then minimized: rendered
+// again for every shorter candidate, a pass quadratic in the length. The
+// run showed 0 execs/s from its 12th second until the minimizing budget
+// (-fuzzminimizetime, 60 s by default) ran out. make fuzz and build/test.sh
+// also pass a small -fuzzminimizetime.
 func FuzzMessage(f *testing.F) {
 	for _, tc := range formatCases {
 		f.Add(tc.in)
@@ -161,6 +175,9 @@ func FuzzMessage(f *testing.F) {
 		f.Add(r.Input)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
+		if utf8.RuneCountInString(in) > fuzzMaxChars {
+			t.Skip("longer than the chat hub lets a viewer send")
+		}
 		out := Message(in)
 		for _, p := range inertProblems(out) {
 			t.Errorf("%s\n input %q\noutput %q", p, in, out)
@@ -181,6 +198,12 @@ var (
 	// tagSpan is one tag: '>' inside an attribute value is escaped too.
 	tagSpan = regexp.MustCompile(`<[^>]*>`)
 	onAttr  = regexp.MustCompile(`(?i)[\s/"']on[a-z]*\s*=`)
+	// canonicalTag is a tag as the sanitiser writes one: a name, then
+	// attributes each with a double-quoted value in which quotes and angle
+	// brackets are escaped. How a tag of any other shape reads depends on
+	// the parser, which is a problem in itself.
+	canonicalTag = regexp.MustCompile(`^</?[a-zA-Z]+(?:\s+[a-zA-Z-]+="[^"<>]*")*\s*/?>$`)
+	attrValue    = regexp.MustCompile(`(\s[a-zA-Z-]+)="([^"<>]*)"`)
 )
 
 // inertProblems lists the ways sanitised HTML could run script, fetch
@@ -200,17 +223,8 @@ func inertProblems(out string) []string {
 			probs = append(probs, "raw output contains "+bad)
 		}
 	}
-	// A scheme in text is what the sender typed and is inert; inside a
-	// tag it is a link or a handler.
-	for _, tag := range tagSpan.FindAllString(lower, -1) {
-		for _, bad := range []string{"javascript:", "vbscript:", "data:", "srcdoc", "xlink", "style="} {
-			if strings.Contains(tag, bad) {
-				probs = append(probs, "tag "+tag+" contains "+bad)
-			}
-		}
-		if onAttr.MatchString(tag) {
-			probs = append(probs, "tag "+tag+" has an event handler")
-		}
+	for _, tag := range tagSpan.FindAllString(out, -1) {
+		probs = append(probs, tagProblems(tag)...)
 	}
 
 	nodes, err := parse(out)
@@ -221,6 +235,114 @@ func inertProblems(out string) []string {
 		probs = append(probs, nodeProblems(n)...)
 	}
 	return probs
+}
+
+// badInTag are what make a tag a link to script, a fetch or a handler. A
+// scheme in text is what the sender typed and is inert; inside a tag it is
+// a link or a handler.
+var badInTag = []string{"javascript:", "vbscript:", "data:", "srcdoc", "xlink", "style="}
+
+// tagProblems checks one tag of the raw output. The names in the tag and
+// every attribute value but href's must hold none of badInTag. An href is
+// held to more: after decoding, as a browser does, it must begin with
+// http:// or https://. (A whole-tag search for badInTag would also flag
+// an inert address such as http://example.com/#javascript:0 or
+// https://shop.example/?style=blue, and entity-encoded schemes slip past
+// it.)
+func tagProblems(tag string) []string {
+	lower := strings.ToLower(tag)
+	if !canonicalTag.MatchString(tag) {
+		return []string{"tag " + lower + " is not in the form the sanitiser writes"}
+	}
+	var probs []string
+	// With every value emptied, what is left is what a parser reads as
+	// markup: the element and attribute names.
+	names := attrValue.ReplaceAllString(lower, `$1=""`)
+	for _, bad := range badInTag {
+		if strings.Contains(names, bad) {
+			probs = append(probs, "tag "+lower+" contains "+bad)
+		}
+	}
+	if onAttr.MatchString(names) {
+		probs = append(probs, "tag "+lower+" has an event handler")
+	}
+	for _, m := range attrValue.FindAllStringSubmatch(tag, -1) {
+		name, val := strings.ToLower(strings.TrimSpace(m[1])), m[2]
+		if name == "href" {
+			if p := hrefProblem(val); p != "" {
+				probs = append(probs, "tag "+lower+": "+p)
+			}
+			continue
+		}
+		for _, bad := range badInTag {
+			if strings.Contains(strings.ToLower(val), bad) {
+				probs = append(probs, "tag "+lower+" contains "+bad)
+			}
+		}
+	}
+	return probs
+}
+
+// hrefProblem reads an href value as a browser does before it looks at
+// the scheme: entities decoded, tabs and newlines removed wherever they
+// are, and control characters and spaces trimmed at the ends (WHATWG URL,
+// basic URL parser).
+func hrefProblem(val string) string {
+	u := strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, html.UnescapeString(val))
+	u = strings.ToLower(strings.TrimFunc(u, func(r rune) bool { return r <= ' ' }))
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return "href " + val + " does not begin with http:// or https://"
+	}
+	return ""
+}
+
+// TestInertProblems checks the checker: it must flag every kind of output
+// that could run script or fetch, and pass inert links.
+func TestInertProblems(t *testing.T) {
+	const a = `<a href="%s" ` + rel + `>x</a>`
+	hostile := []string{
+		`<script>x</script>`,
+		`<img src="http://a/p.gif">`,
+		fmt.Sprintf(a, "javascript:x"),
+		fmt.Sprintf(a, "JavaScript:x"),
+		fmt.Sprintf(a, "jav&#x61;script:x"),
+		fmt.Sprintf(a, "java&#x09;script:x"),
+		fmt.Sprintf(a, " &#x0a;javascript:x"),
+		fmt.Sprintf(a, "data:text/html,x"),
+		fmt.Sprintf(a, "//evil.example/"),
+		fmt.Sprintf(a, "http:x"),
+		`<a href=javascript:x>x</a>`,
+		`<a href='javascript:x'>x</a>`,
+		`<a href="http://a" onclick="x" ` + rel + `>x</a>`,
+		`<a href="http://a" rel="javascript:x" target="_blank">x</a>`,
+		`<a href="http://a" target="_blank">x</a>`,
+		`<p style="color:red">x</p>`,
+		`<p/onclick="x">x</p>`,
+		`<p x="1"y="2">x</p>`,
+		`<!-- x -->`,
+	}
+	for _, out := range hostile {
+		if len(inertProblems(out)) == 0 {
+			t.Errorf("inertProblems(%q) found nothing", out)
+		}
+	}
+	inert := []string{
+		`<p>javascript:x, data:x and style=x as text</p>`,
+		`<p>` + fmt.Sprintf(a, "http://0.a#jAvAsCript:0") + `</p>`,
+		`<p>` + fmt.Sprintf(a, "https://shop.example/?style=blue&amp;data:1") + `</p>`,
+		`<p>` + fmt.Sprintf(a, "https://example.com/onload=1") + `</p>`,
+		"<p>one<br>\ntwo</p>",
+	}
+	for _, out := range inert {
+		if p := inertProblems(out); len(p) != 0 {
+			t.Errorf("inertProblems(%q) = %q, want none", out, p)
+		}
+	}
 }
 
 // parse returns every node of out as a browser would build it inside <body>.
