@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every test dependency, then runs all checks and tests: gofmt,
-# go vet, staticcheck, the web bundle's freshness, and go test -race.
+# go vet, staticcheck, the web bundle's freshness, go test -race, and a
+# short run of each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build/deps.sh test
@@ -42,3 +43,19 @@ step "go test -race"
 # viewers and the pipeline's ffmpeg runs must not share two cores with
 # each other, or the browsers stall for want of CPU, not for a bug.
 STARLING_REQUIRE_TOOLS=1 go test -race -count=1 -p 1 -timeout 40m ./...
+
+step "fuzz targets, 5000 inputs each"
+# go test -race above ran their seeds and testdata/fuzz corpora; this
+# explores a little (make fuzz explores for minutes). go test -fuzz takes
+# one package and one target, with a build of its own. Both budgets are
+# counts, so that a busy machine tests as much, only slower: the default
+# minimizing budget of 60 s halts fuzzing for up to a minute whenever an
+# input finds new code, since minimizing re-runs the target for each
+# shorter candidate, and the tracker, chat and ingest targets run a
+# server each time. An input that fails is saved under the package's
+# testdata/fuzz: commit it with the fix.
+grep -r --include='*_test.go' --exclude-dir=node_modules -o '^func Fuzz[A-Za-z0-9_]*([A-Za-z0-9_]* \*testing\.F)' . | sed 's/:func \(Fuzz[A-Za-z0-9_]*\).*/ \1/' | sort |
+	while read -r file name; do
+		echo "$name ($(dirname "$file"))"
+		go test -run='^$' -fuzz="^$name\$" -fuzztime=5000x -fuzzminimizetime=20x "$(dirname "$file")"
+	done
