@@ -17,21 +17,9 @@ import (
 	"time"
 
 	"github.com/starling-live/starling/chat"
+	"github.com/starling-live/starling/core/testrig"
 	"github.com/starling-live/starling/webserver"
 )
-
-// dialFrom connects from a loopback address of its own (127.0.0.N), as a
-// client elsewhere on the internet would.
-func dialFrom(t *testing.T, from, to string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", to)
-	if err != nil {
-		t.Fatalf("dial from %s: %v", from, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 // clientFrom is an HTTP client whose connections come from one loopback
 // address.
@@ -62,7 +50,7 @@ func TestSlowBodiesCannotHoldTheServer(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range slow {
-		c := dialFrom(t, "127.0.0.2", addr)
+		c := testrig.DialFrom(t, "127.0.0.2", addr)
 		fmt.Fprintf(c, "POST /api/metrics/playback HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", addr)
 		wg.Add(2)
 		go func() { // a byte every half second

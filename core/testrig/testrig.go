@@ -6,6 +6,7 @@ package testrig
 import (
 	"bytes"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -49,4 +50,19 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (o
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// DialFrom connects to addr from a loopback address of its own
+// (127.0.0.N), as a client elsewhere on the internet would, so that
+// per-address limits see it as a client of its own. The connection is
+// closed when the test ends.
+func DialFrom(t testing.TB, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, from, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -64,19 +64,6 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// dialFrom connects from a loopback address of its own (127.0.0.N), as a
-// client elsewhere on the internet would.
-func dialFrom(t *testing.T, from, to string) net.Conn {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", to)
-	if err != nil {
-		t.Fatalf("dial from %s: %v", from, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // closedByServer reports whether the server has closed c, waiting up to
 // wait for it.
 func closedByServer(c net.Conn, wait time.Duration) bool {
@@ -124,13 +111,13 @@ func TestSlowDripCannotLockOutThePublisher(t *testing.T) {
 	var own []net.Conn
 	for a := 2; a < 2+16; a++ {
 		for range 4 {
-			c := dialFrom(t, fmt.Sprintf("127.0.0.%d", a), addr)
+			c := testrig.DialFrom(t, fmt.Sprintf("127.0.0.%d", a), addr)
 			wg.Add(1)
 			go func() { defer wg.Done(); drip(c, 5*time.Second, stop) }()
 		}
 	}
 	for range 8 {
-		c := dialFrom(t, "127.0.0.1", addr)
+		c := testrig.DialFrom(t, "127.0.0.1", addr)
 		own = append(own, c)
 		wg.Add(1)
 		go func() { defer wg.Done(); drip(c, 5*time.Second, stop) }()
@@ -174,7 +161,7 @@ func TestSlowDripCannotLockOutThePublisher(t *testing.T) {
 // does not extend it.
 func TestPendingDeadlineHoldsHoweverBytesTrickle(t *testing.T) {
 	_, cl, _ := startLimited(t, &recorder{}, Limits{AuthTimeout: time.Second})
-	c := dialFrom(t, "127.0.0.1", cl.Addr().String())
+	c := testrig.DialFrom(t, "127.0.0.1", cl.Addr().String())
 	stop := make(chan struct{})
 	defer close(stop)
 	go drip(c, 100*time.Millisecond, stop)
@@ -222,7 +209,7 @@ func TestUnfinishedMessagesCannotHoldMemory(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			const budget = 64 << 10
 			_, cl, _ := startLimited(t, &recorder{}, Limits{PendingBytes: budget, AuthTimeout: time.Minute})
-			c := dialFrom(t, "127.0.0.1", cl.Addr().String())
+			c := testrig.DialFrom(t, "127.0.0.1", cl.Addr().String())
 			if err := handshake.HandshakeWithServer(c, c, &handshake.Config{}); err != nil {
 				t.Fatalf("handshake: %v", err)
 			}
@@ -279,7 +266,7 @@ func TestAcceptBacksOffWhenDescriptorsRunOut(t *testing.T) {
 	s.Start(fl)
 	defer s.Close()
 
-	c := dialFrom(t, "127.0.0.1", ln.Addr().String())
+	c := testrig.DialFrom(t, "127.0.0.1", ln.Addr().String())
 	if err := handshake.HandshakeWithServer(c, c, &handshake.Config{}); err != nil {
 		t.Fatalf("no connection served after the failures: %v", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -244,7 +243,7 @@ func (r *resident) run() {
 		case m.Answer != nil:
 			r.problems = append(r.problems, fmt.Sprintf("the resident never offers, but got an answer: %s", msg))
 		case m.Offer != nil:
-			if m.InfoHash != fuzzIH || !validID(m.PeerID) || !validID(m.OfferID) {
+			if m.InfoHash != fuzzIH || !tracker.ValidID(m.PeerID) || !tracker.ValidID(m.OfferID) {
 				r.problems = append(r.problems, fmt.Sprintf("the resident got a malformed offer: %s", msg))
 				continue
 			}
@@ -340,11 +339,11 @@ func checkMessage(t *testing.T, msg []byte) trackerMessage {
 	case m.Action != "announce":
 		t.Fatalf("a message without the action the client expects: %s", msg)
 	case m.Reason != nil:
-		if *m.Reason == "" || m.isRelay() || (m.InfoHash != "" && !validID(m.InfoHash)) {
+		if *m.Reason == "" || m.isRelay() || (m.InfoHash != "" && !tracker.ValidID(m.InfoHash)) {
 			t.Fatalf("a malformed failure: %s", msg)
 		}
 	case m.isRelay():
-		if !validID(m.InfoHash) || !validID(m.PeerID) || !validID(m.OfferID) {
+		if !tracker.ValidID(m.InfoHash) || !tracker.ValidID(m.PeerID) || !tracker.ValidID(m.OfferID) {
 			t.Fatalf("a relay without the ids the client needs: %s", msg)
 		}
 		if m.Offer != nil && m.Answer != nil {
@@ -356,7 +355,7 @@ func checkMessage(t *testing.T, msg []byte) trackerMessage {
 			}
 		}
 	default:
-		if m.Interval != 120 || !validID(m.InfoHash) || m.Complete < 0 || m.Incomplete < 0 {
+		if m.Interval != 120 || !tracker.ValidID(m.InfoHash) || m.Complete < 0 || m.Incomplete < 0 {
 			t.Fatalf("a malformed announce reply: %s", msg)
 		}
 	}
@@ -378,18 +377,4 @@ func (m trackerMessage) checkRelayTo(t *testing.T, who string, sent sentFrames) 
 
 func isSentinelReply(m trackerMessage) bool {
 	return m.Action == "scrape" && len(m.Files) == 2 && m.Files[fuzzIH] != nil && m.Files[fuzzIHOther] != nil
-}
-
-// validID is what the JS client sends as an id: 20 characters, each a
-// byte value.
-func validID(s string) bool {
-	if utf8.RuneCountInString(s) != 20 {
-		return false
-	}
-	for _, r := range s {
-		if r > 0xff {
-			return false
-		}
-	}
-	return true
 }
