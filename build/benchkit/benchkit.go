@@ -58,9 +58,10 @@ func Start(bin, dir string, flags ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--data", data,
-		"--stream-key", StreamKey, "--admin-password", AdminPassword, "--log-level", "warn"}, flags...)
+	args := append([]string{"--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--data", data, "--log-level", "warn"}, flags...)
 	s := &Server{cmd: exec.Command(bin, args...), dir: data}
+	// Secrets go in the environment, not on the command line.
+	s.cmd.Env = append(os.Environ(), "STARLING_STREAM_KEY="+StreamKey, "STARLING_ADMIN_PASSWORD="+AdminPassword)
 	stdout, _ := s.cmd.StdoutPipe()
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
