@@ -1,4 +1,4 @@
-.PHONY: run test fuzz build web bench bench-swarm load-tracker load-chat
+.PHONY: run test fuzz build web bench bench-swarm load-tracker load-chat load-rtmp
 # FUZZTIME is how long make fuzz runs each target: a duration, or a count such as 10000x.
 FUZZTIME ?= 2m
 run:     ## install ffmpeg if missing and run on the defaults
@@ -30,5 +30,7 @@ bench-swarm: ## P2P offload and glass-to-glass latency for 2, 4 and 8 viewers
 	go run ./build/bench/swarm -viewers 2,4,8 -window 60s -warmup 20s
 load-tracker: ## 10,000 simulated viewers against the tracker
 	go run ./build/load/tracker -peers 10000 -interval 10s -window 30s
+load-rtmp: ## strangers on the RTMP port: memory they make the server hold, lock-out, descriptors running out
+	go run ./build/load/rtmp -conns 200
 load-chat: ## 5,000 chat clients, 20 messages a second for 60 s
 	go run ./build/load/chat -clients 5000 -rate 20 -duration 60s
