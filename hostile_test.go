@@ -179,8 +179,11 @@ func TestAdminLoginsAreThrottled(t *testing.T) {
 	if resp := s.adminFrom(guesser, long); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("the right password from the throttled address: %d, want 429 until it waits", resp.StatusCode)
 	}
-	if resp := s.adminFrom(admin, long); resp.StatusCode != http.StatusOK {
-		t.Errorf("the admin elsewhere: %d, want 200", resp.StatusCode)
+	// The admin elsewhere is let in, however often (a panel polls).
+	for i := range 20 {
+		if resp := s.adminFrom(admin, long); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the admin elsewhere, request %d: %d, want 200", i, resp.StatusCode)
+		}
 	}
 	// bcrypt reads 72 bytes; the password is longer, and all of it counts.
 	if resp := s.adminFrom("203.0.113.21", long[:72]+"anything"); resp.StatusCode != http.StatusUnauthorized {

@@ -40,7 +40,9 @@ func (l *ipLimiter) take(ip string, now time.Time) (give func(), wait time.Durat
 		r.CancelAt(now)
 		return nil, d
 	}
-	return func() { r.CancelAt(time.Now()) }, 0
+	// At the reservation's own time: x/time/rate restores nothing for a
+	// reservation whose time has passed.
+	return func() { r.CancelAt(now) }, 0
 }
 
 func (l *ipLimiter) limiter(ip string, now time.Time) *rate.Limiter {
