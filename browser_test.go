@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/starling-live/starling/core/testrig"
@@ -56,7 +58,55 @@ func newBrowser(t *testing.T) *browser {
 		cancelAlloc()
 	})
 	b := &browser{t: t, ctx: ctx}
-	chromedp.ListenTarget(ctx, func(ev any) {
+	b.listen()
+	if err := chromedp.Run(ctx, log.Enable()); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+// newWindow opens a blank page in a new window of b's Chromium. Viewers
+// are windows of one Chromium rather than a Chromium each: on two cores,
+// separate Chromium processes decoding video starve each other
+// (build/bench/swarm does the same). A window, not a tab, because a
+// background tab is throttled. With isolated, the window gets a browser
+// context of its own, so its storage (the viewer's P2P choice, among
+// others) is not the other pages'.
+func (b *browser) newWindow(isolated bool) *browser {
+	b.t.Helper()
+	var id target.ID
+	b.run(chromedp.ActionFunc(func(ctx context.Context) error {
+		onBrowser := cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser)
+		create := target.CreateTarget("about:blank").WithNewWindow(true)
+		if isolated {
+			// Chromium drops the context when it exits, at the end of
+			// the test.
+			bc, err := target.CreateBrowserContext().Do(onBrowser)
+			if err != nil {
+				return err
+			}
+			create = create.WithBrowserContextID(bc)
+		}
+		var err error
+		id, err = create.Do(onBrowser)
+		return err
+	}))
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithTargetID(id))
+	// Runs before b's cleanup, which closes Chromium.
+	b.t.Cleanup(cancel)
+	w := &browser{t: b.t, ctx: ctx}
+	w.listen()
+	// The first Run attaches to the window for as long as the context it
+	// is given lives: the window's own, not b.run's timeout.
+	if err := chromedp.Run(ctx, log.Enable()); err != nil {
+		b.t.Fatalf("open a chromium window: %v", err)
+	}
+	return w
+}
+
+// listen collects what the page reports as problems.
+func (b *browser) listen() {
+	chromedp.ListenTarget(b.ctx, func(ev any) {
 		var problem string
 		switch ev := ev.(type) {
 		case *runtime.EventExceptionThrown:
@@ -81,10 +131,6 @@ func newBrowser(t *testing.T) *browser {
 			b.mu.Unlock()
 		}
 	})
-	if err := chromedp.Run(ctx, log.Enable()); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return b
 }
 
 func (b *browser) run(actions ...chromedp.Action) {
