@@ -325,7 +325,7 @@ func TestInvalidSettingsAreRefusedWithAReason(t *testing.T) {
 		t.Errorf("malformed body: %d %s", code, body)
 	}
 	code, body = s.admin(http.MethodPost, "/api/admin/config/streamkeys", map[string]any{"value": []map[string]string{{"key": "short"}}})
-	if code != http.StatusBadRequest || !strings.Contains(string(body), "at least 8") {
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "is 5 characters long: use 8 to 256") {
 		t.Errorf("short stream key: %d %s", code, body)
 	}
 	if st := s.status(); st.Online {

@@ -109,7 +109,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		done:        make(chan struct{}),
 		wrote:       make(chan struct{}),
 	}
+	h.lifeMu.Lock()
+	if h.closed {
+		h.lifeMu.Unlock()
+		release()
+		return
+	}
 	h.wg.Add(2)
+	h.lifeMu.Unlock()
 	go func() {
 		defer h.wg.Done()
 		defer close(c.wrote)

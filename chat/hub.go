@@ -165,7 +165,12 @@ type Hub struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// wg counts the hub's goroutines and its clients'. lifeMu guards
+	// closed, and every wg.Add after Start happens under it, so that Close
+	// never waits while a new client is being added.
 	wg     sync.WaitGroup
+	lifeMu sync.Mutex
+	closed bool
 }
 
 // post is an event on its way to everyone.
@@ -242,6 +247,9 @@ func (h *Hub) Close() error {
 	if h.cancel == nil {
 		return nil
 	}
+	h.lifeMu.Lock()
+	h.closed = true
+	h.lifeMu.Unlock()
 	h.cancel()
 	h.wg.Wait()
 	// What the hub accepted last is stored too.
