@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -335,6 +336,8 @@ func (c *client) notify(code, body string) {
 	select {
 	case c.send <- pm:
 	default:
+		h := c.h
+		h.countSlow(c, "its queue is full")
 		c.closeNow()
 	}
 }
@@ -363,6 +366,11 @@ func (c *client) writeLoop() {
 		case pm := <-c.send:
 			c.ws.SetWriteDeadline(time.Now().Add(h.cfg.WriteTimeout))
 			if err := c.ws.WritePreparedMessage(pm); err != nil {
+				// gorilla/websocket wraps the timeout in a net.Error of
+				// its own.
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					h.countSlow(c, "a write took longer than the write timeout")
+				}
 				c.closeNow()
 				return
 			}

@@ -479,11 +479,17 @@ func (h *Hub) enqueue(st *state, c *client, pm *websocket.PreparedMessage) {
 	select {
 	case c.send <- pm:
 	default:
-		h.dropped.Add(1)
-		h.log.Info("dropping a chat client too slow to keep up", "user", c.userID, "queue", h.cfg.SendQueue)
+		h.countSlow(c, "its queue is full")
 		h.leave(st, c)
 		c.closeNow()
 	}
+}
+
+// countSlow counts and logs a client dropped for being too slow, whichever
+// way it showed.
+func (h *Hub) countSlow(c *client, why string) {
+	h.dropped.Add(1)
+	h.log.Info("dropping a chat client too slow to keep up", "user", c.userID, "why", why)
 }
 
 // clientsOf returns a user's connections.
