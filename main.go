@@ -315,6 +315,14 @@ func (a *app) start(ctx context.Context) error {
 	})
 	a.tracker.Start(context.WithoutCancel(ctx))
 	a.onStop("tracker", a.tracker.Close)
+	// --p2p=false wins over the setting.
+	p2pOn := func(s *core.Settings) bool { return cfg.P2P && s.P2P.Enabled }
+	a.tracker.SetEnabled(p2pOn(settings.Get()))
+	settings.AddListener(core.SettingsFunc(func(old, new *core.Settings) {
+		if p2pOn(old) != p2pOn(new) {
+			a.tracker.SetEnabled(p2pOn(new))
+		}
+	}))
 	// A broadcast's start and end empty the swarms: peers meet again in
 	// the new broadcast's.
 	stream.AddListener(a.tracker)
@@ -345,6 +353,7 @@ func (a *app) start(ctx context.Context) error {
 	// and tracker close after it.
 	a.onStop("chat", a.chat.Close)
 	stream.AddListener(a.chat)
+	settings.AddListener(a.chat)
 	a.pipeline = pipeline.New(pipeline.Deps{
 		Logger:   log.With("component", "pipeline"),
 		Stream:   stream,

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -161,15 +162,53 @@ func TestP2PControlPlane(t *testing.T) {
 	})
 }
 
-func TestP2PCanBeTurnedOff(t *testing.T) {
-	s := startServer(t, func(c *config) { c.P2P = false })
-	var cfg p2pConfig
-	s.getJSON("/api/config", &cfg)
-	if cfg.P2P.Enabled || cfg.P2P.SwarmID != "" {
-		t.Errorf("p2p config with --p2p=false: %+v", cfg.P2P)
+// trackerRefuses reports whether the tracker answers an announce with a
+// refusal that says P2P is off.
+func (s *testServer) trackerRefuses() (bool, string) {
+	s.t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/tracker", http.Header{"Origin": {s.URL}})
+	if err != nil {
+		s.t.Fatalf("tracker: %v (%v)", err, resp)
 	}
-	testrig.Eventually(t, time.Second, "admin status", func() (bool, string) {
-		_, body := s.admin(http.MethodGet, "/api/admin/status", nil)
-		return strings.Contains(string(body), `"enabled":false`), string(body)
+	defer ws.Close()
+	ws.WriteJSON(map[string]any{"action": "announce", "info_hash": "XGUHNC+rjOQJsI5ORG2h", "peer_id": "-PM0203-offtest00000", "numwant": 5, "offers": []any{}})
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var reply map[string]any
+	if err := ws.ReadJSON(&reply); err != nil {
+		s.t.Fatalf("tracker reply: %v", err)
+	}
+	reason, _ := reply["failure reason"].(string)
+	return strings.Contains(reason, "sharing is off"), fmt.Sprint(reply)
+}
+
+func TestP2PCanBeTurnedOff(t *testing.T) {
+	t.Run("for a run", func(t *testing.T) {
+		s := startServer(t, func(c *config) { c.P2P = false })
+		var cfg p2pConfig
+		s.getJSON("/api/config", &cfg)
+		if cfg.P2P.Enabled || cfg.P2P.SwarmID != "" {
+			t.Errorf("p2p config with --p2p=false: %+v", cfg.P2P)
+		}
+		testrig.Eventually(t, time.Second, "admin status", func() (bool, string) {
+			_, body := s.admin(http.MethodGet, "/api/admin/status", nil)
+			return strings.Contains(string(body), `"enabled":false`), string(body)
+		})
+		if off, saw := s.trackerRefuses(); !off {
+			t.Errorf("the tracker serves with --p2p=false: %s", saw)
+		}
+	})
+	t.Run("by the setting", func(t *testing.T) {
+		s := startServer(t)
+		if off, saw := s.trackerRefuses(); off {
+			t.Fatalf("the tracker refuses with P2P on: %s", saw)
+		}
+		p2p := core.DefaultSettings().P2P
+		p2p.Enabled = false
+		if code, b := s.admin(http.MethodPost, "/api/admin/config/p2p", map[string]any{"value": p2p}); code != http.StatusOK {
+			t.Fatalf("turn P2P off: %d %s", code, b)
+		}
+		if off, saw := s.trackerRefuses(); !off {
+			t.Errorf("the tracker serves after P2P was turned off: %s", saw)
+		}
 	})
 }

@@ -37,9 +37,15 @@ func (h *Hub) chatStatus() chatStatus {
 	return chatStatus{enabled: true}
 }
 
-// SettingsChanged tells everyone if chat opened or closed. Call it after
-// the chat settings change.
-func (h *Hub) SettingsChanged(ctx context.Context) error {
+// SettingsChanged tells everyone if chat opened or closed.
+func (h *Hub) SettingsChanged(old, new *core.Settings) {
+	if old.Chat.Disabled != new.Chat.Disabled || old.Chat.LiveOnly != new.Chat.LiveOnly {
+		h.refreshStatus(h.ctx)
+	}
+}
+
+// refreshStatus tells everyone if chat opened or closed.
+func (h *Hub) refreshStatus(ctx context.Context) error {
 	now := h.chatStatus()
 	return h.exec(ctx, func(st *state) {
 		if now != st.status {
@@ -59,7 +65,7 @@ func (h *Hub) BroadcastEnded(core.Status) { h.streamEvent(TypeStreamStopped) }
 func (h *Hub) streamEvent(typ string) {
 	ev := newEvent(typ)
 	if h.publish(post{ev: ev, enc: ev.encode()}) == nil {
-		h.SettingsChanged(h.ctx)
+		h.refreshStatus(h.ctx)
 	}
 }
 

@@ -31,7 +31,6 @@ type chatService interface {
 	BanIP(ctx context.Context, ip, notes string) error
 	UnbanIP(ctx context.Context, ip string) error
 	SendSystem(body string) error
-	SettingsChanged(ctx context.Context) error
 	Stats() chat.Stats
 }
 
@@ -278,7 +277,7 @@ func (h *Handlers) SendChatSystemMessage(w http.ResponseWriter, r *http.Request)
 }
 
 // chatSetting returns a handler for POST /api/admin/config/chat/...
-// {"value": ...}: it changes the chat settings and tells the clients.
+// {"value": ...}: it changes the chat settings, which the chat hears of.
 func chatSetting[T any](h *Handlers, set func(*core.ChatSettings, T)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		value, err := readValue[T](w, r)
@@ -287,10 +286,6 @@ func chatSetting[T any](h *Handlers, set func(*core.ChatSettings, T)) http.Handl
 			return
 		}
 		if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error { set(&s.Chat, value); return nil }); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		if err := h.deps.Chat.SettingsChanged(r.Context()); err != nil {
 			h.writeError(w, r, err)
 			return
 		}

@@ -236,3 +236,30 @@ func TestStreamClosesACrashedBroadcast(t *testing.T) {
 		t.Errorf("the closing time was not stored: %v, then %v", st.LastDisconnect, d)
 	}
 }
+
+// TestSettingsListenersHearEachChange: listeners get the snapshots before
+// and after every saved change, in order, and nothing of a refused one.
+func TestSettingsListenersHearEachChange(t *testing.T) {
+	ctx := context.Background()
+	store, _ := openStore(t)
+	ss, err := LoadSettings(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heard []string
+	ss.AddListener(SettingsFunc(func(old, new *Settings) {
+		heard = append(heard, old.StreamTitle+" -> "+new.StreamTitle)
+		if ss.Get() != new {
+			t.Error("a listener ran before the change was current")
+		}
+	}))
+	for _, title := range []string{"one", "two"} {
+		if _, err := ss.Update(ctx, func(s *Settings) error { s.StreamTitle = title; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss.Update(ctx, func(s *Settings) error { s.Video.SegmentSeconds = 0; return nil }) // refused
+	if got := strings.Join(heard, ", "); got != " -> one, one -> two" {
+		t.Errorf("listeners heard %q", got)
+	}
+}

@@ -281,13 +281,32 @@ func (s *Settings) clone() *Settings {
 // settingsKey is the row of the settings table holding the Settings JSON.
 const settingsKey = "settings"
 
+// SettingsListener is told of each change once it is saved and current,
+// in the order of the changes, with the snapshots before and after: each
+// consumer reacts to the part it owns. It runs with the store's update
+// lock held, so it must be quick and must not call Update.
+type SettingsListener interface {
+	SettingsChanged(old, new *Settings)
+}
+
+// SettingsFunc is a function that is a SettingsListener.
+type SettingsFunc func(old, new *Settings)
+
+// SettingsChanged calls f.
+func (f SettingsFunc) SettingsChanged(old, new *Settings) { f(old, new) }
+
 // SettingsStore holds the current settings snapshot and persists changes.
 type SettingsStore struct {
 	store *data.Store
+	// listeners are set before the server starts and never change.
+	listeners []SettingsListener
 	// mu serialises Update; readers never take it.
 	mu  sync.Mutex
 	cur atomic.Pointer[Settings]
 }
+
+// AddListener adds l. Call it before the server starts.
+func (ss *SettingsStore) AddListener(l SettingsListener) { ss.listeners = append(ss.listeners, l) }
 
 // LoadSettings reads the stored settings, filling what is missing with
 // defaults.
@@ -333,6 +352,9 @@ func (ss *SettingsStore) Update(ctx context.Context, change func(*Settings) erro
 	if err := ss.store.SetSetting(ctx, settingsKey, string(raw)); err != nil {
 		return nil, err
 	}
-	ss.cur.Store(next)
+	old := ss.cur.Swap(next)
+	for _, l := range ss.listeners {
+		l.SettingsChanged(old, next)
+	}
 	return next, nil
 }

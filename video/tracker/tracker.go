@@ -141,6 +141,9 @@ type Tracker struct {
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 
+	// disabled refuses announces: P2P is off.
+	disabled atomic.Bool
+
 	announces, offersRelayed, answersRelayed, answersDropped, refused atomic.Uint64
 }
 
@@ -234,6 +237,16 @@ func (t *Tracker) Reset() {
 	}
 	t.swarms = map[string]*swarm{}
 	t.peers = 0
+}
+
+// SetEnabled turns P2P on or off. Off, announces are refused and the
+// swarms are emptied, so that no offer is relayed; sockets stay open, and
+// pages play over HTTP.
+func (t *Tracker) SetEnabled(on bool) {
+	t.disabled.Store(!on)
+	if !on {
+		t.Reset()
+	}
 }
 
 // BroadcastStarted empties the swarms for the new broadcast.
@@ -369,6 +382,11 @@ func (t *Tracker) announce(c *conn, req *request) {
 	if !c.limiter.Allow() {
 		t.refused.Add(1)
 		c.refuse(ih, "too many announces from your address: slow down")
+		return
+	}
+	if t.disabled.Load() {
+		t.refused.Add(1)
+		c.refuse(ih, "peer-to-peer sharing is off on this server: playing over HTTP")
 		return
 	}
 	if !t.deps.Allowed(ih) {

@@ -414,3 +414,23 @@ func TestPeerIDBelongsToItsFirstSocket(t *testing.T) {
 		t.Fatalf("the id after its socket left: %v", r)
 	}
 }
+
+// TestDisabledRefusesAnnounces: with P2P off, the tracker relays no offer
+// and empties its swarms; turned on again, it serves.
+func TestDisabledRefusesAnnounces(t *testing.T) {
+	tr := startTracker(t, Config{})
+	a, b := tr.dial(t, "a"), tr.dial(t, "b")
+	a.announce(ihMain)
+	tr.SetEnabled(false)
+	if st := tr.Stats(); st.Peers != 0 || st.Swarms != 0 {
+		t.Errorf("swarms kept with P2P off: %+v", st)
+	}
+	if r := b.announce(ihMain, offerID(1)); r["failure reason"] == nil || !strings.Contains(r["failure reason"].(string), "off") {
+		t.Fatalf("an announce with P2P off: %v", r)
+	}
+	a.quiet() // no offer reached a
+	tr.SetEnabled(true)
+	if r := a.announce(ihMain); r["failure reason"] != nil {
+		t.Fatalf("an announce with P2P on again: %v", r)
+	}
+}
