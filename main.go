@@ -290,7 +290,7 @@ func (a *app) start(ctx context.Context) error {
 		return err
 	}
 	a.generated = gen
-	stream, err := core.NewStream(ctx, log, a.store)
+	stream, err := core.NewStream(ctx, core.StreamDeps{Logger: log, Store: a.store, Settings: settings})
 	if err != nil {
 		return err
 	}
@@ -354,6 +354,10 @@ func (a *app) start(ctx context.Context) error {
 	a.onStop("chat", a.chat.Close)
 	stream.AddListener(a.chat)
 	settings.AddListener(a.chat)
+	// The listeners are all there: stream events flow until the publisher
+	// has gone, and what is queued reaches them before they close.
+	stream.Start()
+	a.onStop("stream events", stream.Close)
 	a.pipeline = pipeline.New(pipeline.Deps{
 		Logger:   log.With("component", "pipeline"),
 		Stream:   stream,

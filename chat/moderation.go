@@ -57,10 +57,10 @@ func (h *Hub) refreshStatus(ctx context.Context) error {
 }
 
 // BroadcastStarted tells everyone the stream is live.
-func (h *Hub) BroadcastStarted(core.Status) { h.streamEvent(TypeStreamStarted) }
+func (h *Hub) BroadcastStarted(core.Broadcast) { h.streamEvent(TypeStreamStarted) }
 
 // BroadcastEnded tells everyone the stream ended.
-func (h *Hub) BroadcastEnded(core.Status) { h.streamEvent(TypeStreamStopped) }
+func (h *Hub) BroadcastEnded(core.Broadcast) { h.streamEvent(TypeStreamStopped) }
 
 func (h *Hub) streamEvent(typ string) {
 	ev := newEvent(typ)
@@ -355,3 +355,8 @@ func (h *Hub) AllMessages(ctx context.Context, limit int) ([]json.RawMessage, er
 	}
 	return out, nil
 }
+
+var (
+	_ core.Listener         = (*Hub)(nil)
+	_ core.SettingsListener = (*Hub)(nil)
+)

@@ -3,16 +3,20 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/starling-live/starling/core/data"
+	"github.com/starling-live/starling/core/testrig"
 )
 
 func openStore(t *testing.T) (*data.Store, string) {
@@ -172,7 +176,7 @@ func TestStreamAllowsOnePublisherAndRemembersTimes(t *testing.T) {
 	ctx := context.Background()
 	store, _ := openStore(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := NewStream(ctx, log, store)
+	s, err := NewStream(ctx, StreamDeps{Logger: log, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +199,7 @@ func TestStreamAllowsOnePublisherAndRemembersTimes(t *testing.T) {
 	if st := s.Status(); st.Online || st.Broadcaster != nil || st.LastDisconnect == nil {
 		t.Fatalf("ended status %+v", st)
 	}
-	s2, err := NewStream(ctx, log, store)
+	s2, err := NewStream(ctx, StreamDeps{Logger: log, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +215,7 @@ func TestStreamClosesACrashedBroadcast(t *testing.T) {
 	ctx := context.Background()
 	store, _ := openStore(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := NewStream(ctx, log, store)
+	s, err := NewStream(ctx, StreamDeps{Logger: log, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +224,7 @@ func TestStreamClosesACrashedBroadcast(t *testing.T) {
 	crash := time.Now().Add(time.Second)
 	s.Begin(Broadcaster{RemoteAddr: "1.2.3.4:6", Time: crash}) // and then kill -9
 
-	after, err := NewStream(ctx, log, store)
+	after, err := NewStream(ctx, StreamDeps{Logger: log, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +232,7 @@ func TestStreamClosesACrashedBroadcast(t *testing.T) {
 	if st.Online || st.LastConnect == nil || !st.LastConnect.Equal(crash) || st.LastDisconnect == nil || st.LastDisconnect.Before(*st.LastConnect) {
 		t.Fatalf("after a crash: %+v", st)
 	}
-	again, err := NewStream(ctx, log, store)
+	again, err := NewStream(ctx, StreamDeps{Logger: log, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,5 +265,78 @@ func TestSettingsListenersHearEachChange(t *testing.T) {
 	ss.Update(ctx, func(s *Settings) error { s.Video.SegmentSeconds = 0; return nil }) // refused
 	if got := strings.Join(heard, ", "); got != " -> one, one -> two" {
 		t.Errorf("listeners heard %q", got)
+	}
+}
+
+// recordingListener records the events it hears; block, if set, holds up
+// each one until it is closed.
+type recordingListener struct {
+	mu     sync.Mutex
+	events []string
+	block  chan struct{}
+}
+
+func (r *recordingListener) hear(what string, b Broadcast) {
+	if r.block != nil {
+		<-r.block
+	}
+	r.mu.Lock()
+	r.events = append(r.events, fmt.Sprintf("%s %s %q", what, b.ID, b.Title))
+	r.mu.Unlock()
+}
+func (r *recordingListener) BroadcastStarted(b Broadcast) { r.hear("started", b) }
+func (r *recordingListener) BroadcastEnded(b Broadcast)   { r.hear("ended", b) }
+func (r *recordingListener) heard() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// TestStreamEventsInOrderNeverBlocking: a listener that does not return
+// holds up neither the publisher's transitions nor the other listeners;
+// each listener hears every transition in order, each with its own
+// broadcast's id and title; Close delivers what is queued.
+func TestStreamEventsInOrderNeverBlocking(t *testing.T) {
+	ctx := context.Background()
+	store, _ := openStore(t)
+	settings, err := LoadSettings(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStream(ctx, StreamDeps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Store: store, Settings: settings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow, quick := &recordingListener{block: make(chan struct{})}, &recordingListener{}
+	s.AddListener(slow)
+	s.AddListener(quick)
+	s.Start()
+	var ids []string
+	for _, title := range []string{"first", "second"} {
+		settings.Update(ctx, func(st *Settings) error { st.StreamTitle = title; return nil })
+		if err := s.Begin(Broadcaster{RemoteAddr: "192.0.2.1:1", Time: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, s.current.ID)
+		s.End()
+	}
+	if ids[0] == ids[1] || len(ids[0]) < 16 {
+		t.Fatalf("broadcast ids %q", ids)
+	}
+	want := []string{
+		fmt.Sprintf("started %s %q", ids[0], "first"), fmt.Sprintf("ended %s %q", ids[0], "first"),
+		fmt.Sprintf("started %s %q", ids[1], "second"), fmt.Sprintf("ended %s %q", ids[1], "second"),
+	}
+	testrig.Eventually(t, 5*time.Second, "the quick listener to hear everything", func() (bool, string) {
+		got := quick.heard()
+		return slices.Equal(got, want), fmt.Sprint(got)
+	})
+	if got := slow.heard(); len(got) != 0 {
+		t.Fatalf("the blocked listener heard %v", got)
+	}
+	close(slow.block)
+	s.Close()
+	if got := slow.heard(); !slices.Equal(got, want) {
+		t.Errorf("after Close the slow listener heard %v, want %v", got, want)
 	}
 }

@@ -4,9 +4,11 @@ package core
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,33 +55,64 @@ const (
 	stateLastDisconnect = "last_disconnect_time"
 )
 
-// Listener is told when a broadcast starts and ends, in order, outside
-// the Stream's lock.
+// Broadcast is one broadcast as one of its transitions saw it.
+type Broadcast struct {
+	// ID names the broadcast, the same in its start and its end.
+	ID string `json:"id"`
+	// Title is the stream title when the broadcast started.
+	Title     string    `json:"title"`
+	StartedAt time.Time `json:"startedAt"`
+	// EndedAt is zero when the broadcast starts.
+	EndedAt time.Time `json:"endedAt,omitzero"`
+	// Broadcaster is who started it.
+	Broadcaster Broadcaster `json:"broadcaster"`
+}
+
+// Listener is told when a broadcast starts and ends. Each listener hears
+// the transitions in the order they happened, on a goroutine of its own:
+// a slow listener never holds up the publisher, nor the others.
 type Listener interface {
-	BroadcastStarted(Status)
-	BroadcastEnded(Status)
+	BroadcastStarted(Broadcast)
+	BroadcastEnded(Broadcast)
+}
+
+type titleSource interface{ Get() *Settings }
+
+// StreamDeps are what a Stream needs.
+type StreamDeps struct {
+	Logger *slog.Logger
+	Store  *data.Store
+	// Settings give a broadcast its title; nil leaves it empty.
+	Settings titleSource
 }
 
 // Stream is the live state of the one stream this server carries.
 type Stream struct {
-	log   *slog.Logger
-	store *data.Store
-	// listeners are set before the server starts and never change.
-	listeners []Listener
+	log      *slog.Logger
+	store    *data.Store
+	settings titleSource
+	// queues are one per listener, added before Start and never after.
+	queues []*eventQueue
+	wg     sync.WaitGroup
 
-	// mu guards status; Status hands out copies.
-	mu     sync.Mutex
-	status Status
+	// mu guards status and current, and orders the transitions: their
+	// events are queued under it. Status hands out copies.
+	mu      sync.Mutex
+	status  Status
+	current Broadcast
 }
 
-// AddListener adds l. Call it before the server starts.
-func (s *Stream) AddListener(l Listener) { s.listeners = append(s.listeners, l) }
+// AddListener adds l. Call it before Start.
+func (s *Stream) AddListener(l Listener) {
+	s.queues = append(s.queues, &eventQueue{l: l, wake: make(chan struct{}, 1)})
+}
 
-// NewStream loads the times of the last broadcast.
-func NewStream(ctx context.Context, log *slog.Logger, store *data.Store) (*Stream, error) {
-	s := &Stream{log: log, store: store}
+// NewStream loads the times of the last broadcast, and closes one that the
+// server stopped in without ending it.
+func NewStream(ctx context.Context, d StreamDeps) (*Stream, error) {
+	s := &Stream{log: d.Logger, store: d.Store, settings: d.Settings}
 	for key, dst := range map[string]**time.Time{stateLastConnect: &s.status.LastConnect, stateLastDisconnect: &s.status.LastDisconnect} {
-		raw, err := store.State(ctx, key)
+		raw, err := d.Store.State(ctx, key)
 		if errors.Is(err, data.ErrNotFound) {
 			continue
 		}
@@ -106,11 +139,34 @@ func NewStream(ctx context.Context, log *slog.Logger, store *data.Store) (*Strea
 	return s, nil
 }
 
+// Start delivers events to the listeners until Close.
+func (s *Stream) Start() {
+	for _, q := range s.queues {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			q.run()
+		}()
+	}
+}
+
+// Close delivers what is queued, then stops. Transitions after Close are
+// not delivered.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	for _, q := range s.queues {
+		q.close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
 // Begin makes b the live broadcaster, or returns ErrAlreadyLive.
 func (s *Stream) Begin(b Broadcaster) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.status.Online {
-		s.mu.Unlock()
 		return ErrAlreadyLive
 	}
 	now := b.Time
@@ -118,11 +174,11 @@ func (s *Stream) Begin(b Broadcaster) error {
 	s.status.Broadcaster = &b
 	s.status.LastConnect = &now
 	s.persist(stateLastConnect, now)
-	s.mu.Unlock()
-	st := s.Status()
-	for _, l := range s.listeners {
-		l.BroadcastStarted(st)
+	s.current = Broadcast{ID: strings.ToLower(rand.Text()[:16]), StartedAt: now, Broadcaster: b}
+	if s.settings != nil {
+		s.current.Title = s.settings.Get().StreamTitle
 	}
+	s.emit(event{started: true, b: s.current})
 	return nil
 }
 
@@ -150,8 +206,8 @@ func (s *Stream) SetDetails(d StreamDetails) {
 // End marks the broadcast as over.
 func (s *Stream) End() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.status.Online {
-		s.mu.Unlock()
 		return
 	}
 	now := time.Now()
@@ -159,10 +215,77 @@ func (s *Stream) End() {
 	s.status.Broadcaster = nil
 	s.status.LastDisconnect = &now
 	s.persist(stateLastDisconnect, now)
-	s.mu.Unlock()
-	st := s.Status()
-	for _, l := range s.listeners {
-		l.BroadcastEnded(st)
+	s.current.EndedAt = now
+	s.emit(event{b: s.current})
+}
+
+// emit queues ev for every listener. Called with s.mu held, so that every
+// listener gets the transitions in their order.
+func (s *Stream) emit(ev event) {
+	for _, q := range s.queues {
+		q.push(ev)
+	}
+}
+
+// event is a transition of the stream.
+type event struct {
+	started bool
+	b       Broadcast
+}
+
+// eventQueue delivers events to one listener, in order, on the goroutine
+// that runs run. push never blocks: the queue grows instead (a broadcast
+// starts and ends a few times a day, so it stays short).
+type eventQueue struct {
+	l    Listener
+	wake chan struct{} // holds a token when there may be work
+
+	// mu guards events and closed.
+	mu     sync.Mutex
+	events []event
+	closed bool
+}
+
+func (q *eventQueue) push(ev event) {
+	q.mu.Lock()
+	if !q.closed {
+		q.events = append(q.events, ev)
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *eventQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers events until the queue is closed and empty.
+func (q *eventQueue) run() {
+	for range q.wake {
+		q.mu.Lock()
+		evs, closed := q.events, q.closed
+		q.events = nil
+		q.mu.Unlock()
+		for _, ev := range evs {
+			if ev.started {
+				q.l.BroadcastStarted(ev.b)
+			} else {
+				q.l.BroadcastEnded(ev.b)
+			}
+		}
+		if closed {
+			return
+		}
 	}
 }
 

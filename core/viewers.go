@@ -141,11 +141,13 @@ func (v *ViewerHistory) OverTime(ctx context.Context, since time.Time) ([]data.V
 }
 
 // BroadcastStarted starts a new session peak.
-func (v *ViewerHistory) BroadcastStarted(Status) {
+func (v *ViewerHistory) BroadcastStarted(Broadcast) {
 	v.mu.Lock()
 	v.sessionPeak = 0
 	v.mu.Unlock()
 }
 
 // BroadcastEnded keeps the session peak to show after the broadcast.
-func (v *ViewerHistory) BroadcastEnded(Status) {}
+func (v *ViewerHistory) BroadcastEnded(Broadcast) {}
+
+var _ Listener = (*ViewerHistory)(nil)

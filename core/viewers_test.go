@@ -56,7 +56,7 @@ func TestViewerHistoryPeaksAndSamples(t *testing.T) {
 
 	// A new broadcast starts a new session peak; the peak ever stays,
 	// across a restart too.
-	v.BroadcastStarted(Status{})
+	v.BroadcastStarted(Broadcast{})
 	testrig.Eventually(t, 5*time.Second, "session peak 3", func() (bool, string) {
 		s, o := v.Peaks()
 		return s == 3 && o == 7, fmt.Sprintf("session %d, overall %d", s, o)

@@ -76,10 +76,12 @@ func startRig(t *testing.T, video core.VideoSettings) *rig {
 	if _, err := settings.Update(ctx, func(s *core.Settings) error { s.Video = video; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	stream, err := core.NewStream(ctx, log, store)
+	stream, err := core.NewStream(ctx, core.StreamDeps{Logger: log, Store: store, Settings: settings})
 	if err != nil {
 		t.Fatal(err)
 	}
+	stream.Start()
+	t.Cleanup(func() { stream.Close() })
 	hlsStore, err := local.New(filepath.Join(dir, "hls"))
 	if err != nil {
 		t.Fatal(err)

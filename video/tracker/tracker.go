@@ -250,10 +250,10 @@ func (t *Tracker) SetEnabled(on bool) {
 }
 
 // BroadcastStarted empties the swarms for the new broadcast.
-func (t *Tracker) BroadcastStarted(core.Status) { t.Reset() }
+func (t *Tracker) BroadcastStarted(core.Broadcast) { t.Reset() }
 
 // BroadcastEnded empties the swarms of the ended broadcast.
-func (t *Tracker) BroadcastEnded(core.Status) { t.Reset() }
+func (t *Tracker) BroadcastEnded(core.Broadcast) { t.Reset() }
 
 // ServeHTTP upgrades a client to a WebSocket and serves it from goroutines
 // of its own: the HTTP server's goroutine, with its deep stack and
@@ -665,3 +665,5 @@ func contains(ps []*peer, p *peer) bool {
 
 // errSlow closes a client that does not read what it is sent.
 var errSlow = errors.New("client too slow")
+
+var _ core.Listener = (*Tracker)(nil)
