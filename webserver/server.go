@@ -74,27 +74,13 @@ func New(d Deps) (*Server, error) {
 	}
 
 	h := d.Handlers
-	gate := newAdminGate(d.Logger, d.Admin)
-	admin := func(hf http.HandlerFunc) http.Handler { return gate.wrap(hf) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/status", h.Status)
 	mux.HandleFunc("GET /api/config", h.Config)
-	mux.Handle("GET /api/admin/status", admin(h.AdminStatus))
-	mux.Handle("GET /api/admin/serverconfig", admin(h.ServerConfig))
-	mux.Handle("POST /api/admin/config/streamtitle", admin(h.SetStreamTitle()))
-	mux.Handle("POST /api/admin/config/name", admin(h.SetName()))
-	mux.Handle("POST /api/admin/config/serversummary", admin(h.SetSummary()))
-	mux.Handle("POST /api/admin/config/offlinemessage", admin(h.SetOfflineMessage()))
-	mux.Handle("POST /api/admin/config/video/streamoutputvariants", admin(h.SetVideoVariants))
-	mux.Handle("POST /api/admin/config/streamkeys", admin(h.SetStreamKeys))
-	mux.Handle("POST /api/admin/config/video/segments", admin(h.SetSegments))
-	mux.Handle("POST /api/admin/config/p2p", admin(h.SetP2P))
 	// Every viewer's page reports every few seconds; a flood from one
 	// address is cut short.
 	mux.Handle("POST /api/metrics/playback", newIPLimiter(5, 20).wrap(http.HandlerFunc(h.RecordPlayback)))
 	mux.Handle("GET "+controllers.TrackerPath, d.Tracker)
-	mux.Handle("GET /metrics", gate.wrap(h.Metrics()))
-	mux.Handle("GET /api/admin/viewersOverTime", admin(h.ViewersOverTime))
 
 	// Chat: Owncast's paths (docs/chat.md).
 	mux.Handle("GET /ws", d.Chat)
@@ -104,22 +90,20 @@ func New(d Deps) (*Server, error) {
 	mux.HandleFunc("GET /api/chat", h.ChatHistory)
 	mux.HandleFunc("POST /api/chat/messagevisibility", h.ModeratorSetMessageVisibility())
 	mux.HandleFunc("POST /api/chat/users/setenabled", h.ModeratorSetUserEnabled())
-	mux.Handle("GET /api/admin/chat/messages", admin(h.ChatMessages))
-	mux.Handle("GET /api/admin/chat/clients", admin(h.ChatClients))
-	mux.Handle("POST /api/admin/chat/messagevisibility", admin(h.SetMessageVisibility))
-	mux.Handle("POST /api/admin/chat/send", admin(h.SendChatSystemMessage))
-	mux.Handle("POST /api/admin/chat/users/setenabled", admin(h.SetChatUserEnabled))
-	mux.Handle("POST /api/admin/chat/users/setmoderator", admin(h.SetChatModerator))
-	mux.Handle("GET /api/admin/chat/users/disabled", admin(h.DisabledChatUsers))
-	mux.Handle("GET /api/admin/chat/users/moderators", admin(h.ChatModerators))
-	mux.Handle("GET /api/admin/chat/users/ipbans", admin(h.IPBans))
-	mux.Handle("POST /api/admin/chat/users/ipbans/create", admin(h.BanIP))
-	mux.Handle("POST /api/admin/chat/users/ipbans/remove", admin(h.UnbanIP))
-	mux.Handle("POST /api/admin/config/chat/disable", admin(h.SetChatDisabled()))
-	mux.Handle("POST /api/admin/config/chat/liveonly", admin(h.SetChatLiveOnly()))
-	mux.Handle("POST /api/admin/config/chat/joinmessagesenabled", admin(h.SetChatJoinMessages()))
-	mux.Handle("POST /api/admin/config/chat/forbiddenusernames", admin(h.SetForbiddenNames()))
-	mux.Handle("POST /api/admin/config/chat/suggestedusernames", admin(h.SetSuggestedNames()))
+
+	// One gate for every admin path, known or not: a route added to
+	// adminRoutes cannot forget it, and an unknown path answers 401
+	// before 404.
+	admin := http.NewServeMux()
+	for _, r := range adminRoutes(h) {
+		admin.Handle(r.pattern, r.handler)
+	}
+	admin.HandleFunc("/", apiNotFound)
+	gated := newAdminGate(d.Logger, d.Admin).wrap(admin)
+	for _, prefix := range adminPrefixes {
+		mux.Handle(prefix, gated)
+	}
+
 	mux.HandleFunc("/api/", apiNotFound)
 	mux.Handle("/hls/", http.StripPrefix("/hls/", &hlsFiles{root: hlsRoot}))
 	mux.Handle("GET /thumbnail.jpg", &thumbnail{root: thumbRoot})

@@ -1,0 +1,104 @@
+package webserver
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/starling-live/starling/controllers"
+)
+
+type password string
+
+func (p password) CheckAdminPassword(s string) bool { return s == string(p) }
+
+// TestEveryAdminPathNeedsTheAdmin walks the admin routes, and paths no
+// route has, and fails if any answers without the admin's credentials or
+// with wrong ones; with them, an unknown admin path is a 404.
+func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"hls", "thumbs"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	s, err := New(Deps{
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handlers:     controllers.New(controllers.Deps{}),
+		Admin:        password("the-admin-password"),
+		Tracker:      http.NotFoundHandler(),
+		Chat:         http.NotFoundHandler(),
+		HLSDir:       filepath.Join(dir, "hls"),
+		ThumbnailDir: filepath.Join(dir, "thumbs"),
+		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
+		// The admin's last request comes from another address than the
+		// guesses, which get throttled.
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(t.Context())
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+
+	type probe struct{ method, path string }
+	var probes []probe
+	for _, r := range adminRoutes(controllers.New(controllers.Deps{})) {
+		method, path, ok := strings.Cut(r.pattern, " ")
+		if !ok {
+			t.Fatalf("admin route %q has no method", r.pattern)
+		}
+		if !isAdminPath(path) {
+			t.Errorf("admin route %s is outside the gated prefixes %v", path, adminPrefixes)
+		}
+		probes = append(probes, probe{method, path})
+	}
+	for _, p := range []string{"/api/admin/", "/api/admin/nope", "/api/admin/config/nope", "/admin", "/admin/", "/admin/deep/link", "/api/admin/../admin/status", "/metrics"} {
+		probes = append(probes, probe{http.MethodGet, p}, probe{http.MethodPost, p})
+	}
+	for _, p := range probes {
+		for _, pw := range []string{"", "wrong-password"} {
+			req, _ := http.NewRequest(p.method, ts.URL+p.path, strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
+			if pw != "" {
+				req.SetBasicAuth(AdminUser, pw)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			// A guesser is throttled after ten: 429 refuses as well.
+			if resp.StatusCode != http.StatusUnauthorized && !(pw != "" && resp.StatusCode == http.StatusTooManyRequests) {
+				t.Errorf("%s %s with password %q: %d, want 401", p.method, p.path, pw, resp.StatusCode)
+			}
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/admin/nope", nil)
+	req.SetBasicAuth(AdminUser, "the-admin-password")
+	req.Header.Set("X-Forwarded-For", "203.0.113.5")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"success":false`) {
+		t.Errorf("an unknown admin path with the password: %d %s", resp.StatusCode, body)
+	}
+}
+
+func isAdminPath(path string) bool {
+	for _, p := range adminPrefixes {
+		if path == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(path, p)) {
+			return true
+		}
+	}
+	return false
+}
