@@ -238,3 +238,33 @@ func TestSettingBodiesMustNameTheirValue(t *testing.T) {
 	c.send(map[string]string{"type": "NAME_CHANGE", "newName": "admin"})
 	c.waitFor("the forbidden name refused", isError(chat.ErrCodeNameForbidden))
 }
+
+// TestInternalErrorsStayInternal: a failure of the database is a generic
+// 500 that says where to look; the cause goes to the log, with the
+// request id the response carries, and not to the client.
+func TestInternalErrorsStayInternal(t *testing.T) {
+	s := startServer(t)
+	s.app.store.Close() // every query fails from now on
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/admin/config/streamtitle", strings.NewReader(`{"value": "x"}`))
+	req.SetBasicAuth("admin", testAdminPassword)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "internal error; the server log has details") ||
+		strings.Contains(string(body), "sql") || strings.Contains(string(body), "closed") {
+		t.Errorf("a database failure answered %d %s", resp.StatusCode, body)
+	}
+	testrig.Eventually(t, 5*time.Second, "the cause in the log with the request id", func() (bool, string) {
+		for _, line := range strings.Split(s.logs.String(), "\n") {
+			if strings.Contains(line, "request failed") && strings.Contains(line, "request_id="+id) && strings.Contains(line, "closed") {
+				return true, ""
+			}
+		}
+		return false, s.logs.String()
+	})
+}

@@ -378,6 +378,8 @@ func (a *app) start(ctx context.Context) error {
 		Viewers:  a.viewers,
 		Health:   a.pipeline,
 		ClientIP: webserver.ClientIP,
+		// The request id of a failure's log line.
+		RequestID: webserver.RequestID,
 
 		P2PDisabled: !cfg.P2P,
 	})

@@ -73,7 +73,7 @@ func (h *Hub) streamEvent(typ string) {
 func (h *Hub) SendSystem(body string) error {
 	html := h.d.Render(body)
 	if html == "" {
-		return errors.New("the message is empty")
+		return ErrEmptyMessage
 	}
 	ev := newEvent(TypeSystem)
 	ev.Body = html

@@ -24,6 +24,7 @@ var (
 	ErrUnknownUser  = errors.New("no such chat user")
 	ErrBanned       = errors.New("this address is banned from chat")
 	ErrBadAddress   = errors.New("not an IP address")
+	ErrEmptyMessage = errors.New("the message is empty: nothing visible is left of it")
 )
 
 func hashToken(token string) string {

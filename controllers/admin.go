@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -108,7 +107,7 @@ func (h *Handlers) textSetting(what string, limit int, set func(*core.Settings, 
 		}
 		v := strings.TrimSpace(value)
 		if n := utf8.RuneCountInString(v); n > limit {
-			h.writeError(w, r, badRequest(fmt.Errorf("the %s is %d characters long: the limit is %d", what, n, limit)))
+			h.writeError(w, r, invalid("the %s is %d characters long: the limit is %d", what, n, limit))
 			return
 		}
 		if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error { set(s, v); return nil }); err != nil {
@@ -166,11 +165,11 @@ func (h *Handlers) SetStreamKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(value) != 1 {
-		h.writeError(w, r, badRequest(fmt.Errorf("%d stream keys given: Starling takes exactly one", len(value))))
+		h.writeError(w, r, invalid("%d stream keys given: Starling takes exactly one", len(value)))
 		return
 	}
 	if err := h.deps.Keys.SetStreamKey(r.Context(), value[0].Key); err != nil {
-		h.writeError(w, r, badRequest(err))
+		h.writeError(w, r, err)
 		return
 	}
 	ok(w)

@@ -41,8 +41,8 @@ func chatError(err error) error {
 		return &apiError{status: http.StatusNotFound, message: "no chat user has that id", cause: err}
 	case errors.Is(err, chat.ErrBanned):
 		return &apiError{status: http.StatusForbidden, message: "this address is banned from chat", cause: err}
-	case errors.Is(err, chat.ErrBadAddress):
-		return badRequest(err)
+	case errors.Is(err, chat.ErrBadAddress), errors.Is(err, chat.ErrEmptyMessage):
+		return &apiError{status: http.StatusBadRequest, message: err.Error(), cause: err}
 	case errors.Is(err, chat.ErrUnknownToken):
 		return &apiError{status: http.StatusUnauthorized, message: "unknown access token: register with POST /api/chat/register and pass ?accessToken=", cause: err}
 	}
@@ -135,7 +135,7 @@ func (h *Handlers) SetMessageVisibility(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	if len(req.IDs) == 0 || len(req.IDs) > 500 {
-		h.writeError(w, r, badRequest(errors.New(`give 1 to 500 message ids: {"idArray": ["id"], "visible": false}`)))
+		h.writeError(w, r, invalid(`give 1 to 500 message ids: {"idArray": ["id"], "visible": false}`))
 		return
 	}
 	if err := h.deps.Chat.SetMessagesVisible(r.Context(), req.IDs, req.Visible); err != nil {
@@ -266,11 +266,11 @@ func (h *Handlers) SendChatSystemMessage(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	if n := utf8.RuneCountInString(req.Body); n == 0 || n > 2000 {
-		h.writeError(w, r, badRequest(fmt.Errorf("the message has %d characters: send 1 to 2000", n)))
+		h.writeError(w, r, invalid("the message has %d characters: send 1 to 2000", n))
 		return
 	}
 	if err := h.deps.Chat.SendSystem(req.Body); err != nil {
-		h.writeError(w, r, badRequest(err))
+		h.writeError(w, r, chatError(err))
 		return
 	}
 	ok(w)
@@ -340,7 +340,7 @@ func (h *Handlers) ViewersOverTime(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("windowStart"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			h.writeError(w, r, badRequest(fmt.Errorf("windowStart %q is not an RFC 3339 time such as 2026-11-21T10:00:00Z", v)))
+			h.writeError(w, r, invalid("windowStart %q is not an RFC 3339 time such as 2026-11-21T10:00:00Z", v))
 			return
 		}
 		since = t

@@ -49,6 +49,8 @@ type Deps struct {
 	Health      streamHealth
 	// ClientIP names the client behind any trusted proxy.
 	ClientIP func(*http.Request) string
+	// RequestID is the id the web server gave the request, for the log.
+	RequestID func(context.Context) string
 }
 
 type streamHealth interface{ Health() core.StreamHealth }
@@ -78,8 +80,11 @@ type apiError struct {
 func (e *apiError) Error() string { return fmt.Sprintf("%s: %v", e.message, e.cause) }
 func (e *apiError) Unwrap() error { return e.cause }
 
-func badRequest(cause error) error {
-	return &apiError{status: http.StatusBadRequest, message: cause.Error(), cause: cause}
+// invalid is a 400 with a message the handler wrote about the request:
+// only such messages, and validation errors of core, reach the client.
+func invalid(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &apiError{status: http.StatusBadRequest, message: err.Error(), cause: err}
 }
 
 // writeError answers with Owncast's error shape, {"success":false,
@@ -94,9 +99,16 @@ func (h *Handlers) writeError(w http.ResponseWriter, r *http.Request, err error)
 		ae = &apiError{status: http.StatusInternalServerError, message: "internal error; the server log has details", cause: err}
 	}
 	if ae.status >= 500 {
-		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", ae.cause)
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", ae.cause, "request_id", h.requestID(r))
 	}
 	writeJSON(w, ae.status, map[string]any{"success": false, "message": ae.message})
+}
+
+func (h *Handlers) requestID(r *http.Request) string {
+	if h.deps.RequestID == nil {
+		return ""
+	}
+	return h.deps.RequestID(r.Context())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -118,7 +130,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err := dec.Decode(v); err != nil {
-		return badRequest(fmt.Errorf("the request body is not the JSON expected (%v): see the API documentation", err))
+		return invalid("the request body is not the JSON expected (%v): see the API documentation", err)
 	}
 	return nil
 }
@@ -143,12 +155,12 @@ func readValue[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 	}
 	switch string(req.Value) {
 	case "":
-		return v, badRequest(errors.New(`the body has no "value": send {"value": ...}`))
+		return v, invalid(`the body has no "value": send {"value": ...}`)
 	case "null":
-		return v, badRequest(errors.New(`"value" is null: send the new value ("" or [] to clear a setting)`))
+		return v, invalid(`"value" is null: send the new value ("" or [] to clear a setting)`)
 	}
 	if err := json.Unmarshal(req.Value, &v); err != nil {
-		return v, badRequest(fmt.Errorf(`"value" is not what this setting takes (%v): see the API documentation`, err))
+		return v, invalid(`"value" is not what this setting takes (%v): see the API documentation`, err)
 	}
 	return v, nil
 }

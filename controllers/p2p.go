@@ -72,7 +72,7 @@ func (h *Handlers) RecordPlayback(w http.ResponseWriter, r *http.Request) {
 	if err := h.deps.Playback.Record(rep, h.deps.ClientIP(r), time.Now()); err != nil {
 		switch {
 		case errors.Is(err, core.ErrBadReport):
-			err = badRequest(err)
+			err = &apiError{status: http.StatusBadRequest, message: err.Error(), cause: err}
 		case errors.Is(err, core.ErrTooManyViewers):
 			err = &apiError{status: http.StatusTooManyRequests, message: err.Error(), cause: err}
 		}

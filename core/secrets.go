@@ -123,19 +123,19 @@ func LoadSecrets(ctx context.Context, store *data.Store, streamKey, adminPasswor
 
 func checkStreamKey(key string) error {
 	if n := len(key); n < minSecretLength || n > maxStreamKeyBytes {
-		return fmt.Errorf("the stream key is %d characters long: use %d to %d", n, minSecretLength, maxStreamKeyBytes)
+		return fmt.Errorf("%w: the stream key is %d characters long: use %d to %d", ErrInvalidSettings, n, minSecretLength, maxStreamKeyBytes)
 	}
 	// OBS sends the key as an RTMP stream name; Starling cuts a "?query"
 	// off it, and blanks or control characters cannot be typed reliably.
 	if strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == '?' || r == 0x7f }) {
-		return errors.New("the stream key contains spaces, control characters or '?': use letters, digits and punctuation")
+		return fmt.Errorf("%w: the stream key contains spaces, control characters or '?': use letters, digits and punctuation", ErrInvalidSettings)
 	}
 	return nil
 }
 
 func checkPassword(pw string) error {
 	if n := len(pw); n < minSecretLength || n > maxPasswordBytes {
-		return fmt.Errorf("the admin password is %d bytes long: use %d to %d", n, minSecretLength, maxPasswordBytes)
+		return fmt.Errorf("%w: the admin password is %d bytes long: use %d to %d", ErrInvalidSettings, n, minSecretLength, maxPasswordBytes)
 	}
 	return nil
 }
