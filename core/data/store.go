@@ -111,6 +111,22 @@ var migrations = []string{
 	 CREATE INDEX chat_messages_user_id ON chat_messages (user_id);
 	 CREATE TABLE ip_bans (ip TEXT PRIMARY KEY, notes TEXT NOT NULL, created_at TEXT NOT NULL);
 	 CREATE TABLE viewer_samples (at TEXT PRIMARY KEY, count INTEGER NOT NULL);`,
+	// 3: the outbound job queue (webhook and fediverse deliveries). A job
+	// is pending until due (next_at, unix ms), running while a worker has
+	// it, and failed when it has given up; done jobs are deleted.
+	`CREATE TABLE jobs (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		kind TEXT NOT NULL,
+		destination TEXT NOT NULL,
+		payload BLOB NOT NULL,
+		state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'failed')),
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_at INTEGER NOT NULL,
+		last_error TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	 );
+	 CREATE INDEX jobs_due ON jobs (state, next_at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
