@@ -127,6 +127,22 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL
 	 );
 	 CREATE INDEX jobs_due ON jobs (state, next_at);`,
+	// 4: outbound webhooks (each with the key its deliveries are signed
+	// with), and integration access tokens, which are chat users marked
+	// bot: a bot posts in chat as itself, its token stored as the SHA-256
+	// like any user's.
+	`CREATE TABLE webhooks (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		url TEXT NOT NULL,
+		events TEXT NOT NULL,
+		secret TEXT NOT NULL,
+		created_at TEXT NOT NULL,
+		last_used_at TEXT,
+		last_error TEXT NOT NULL DEFAULT '',
+		last_error_at TEXT
+	 );
+	 ALTER TABLE chat_users ADD COLUMN bot INTEGER NOT NULL DEFAULT 0;
+	 ALTER TABLE chat_users ADD COLUMN last_used_at TEXT;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
