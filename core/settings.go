@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,48 @@ type Settings struct {
 	StreamTitle string `json:"streamTitle"`
 	// OfflineMessage is shown on the viewer page while nobody is live.
 	OfflineMessage string `json:"offlineMessage"`
+	// WelcomeMessage greets each viewer in chat.
+	WelcomeMessage string `json:"welcomeMessage"`
+	// PageContent is Markdown shown under the player (Owncast's
+	// extraPageContent); it is rendered and sanitised before it is served.
+	PageContent string `json:"extraPageContent"`
+	// Tags say what the stream is about; they become fediverse hashtags.
+	Tags []string `json:"tags"`
+	// NSFW marks the stream as not safe for work.
+	NSFW bool `json:"nsfw"`
+	// SocialHandles are links to the streamer elsewhere.
+	SocialHandles []SocialHandle `json:"socialHandles"`
+	// Logo is the file name of the uploaded logo in the data directory,
+	// served at /logo; empty for the built-in one.
+	Logo string `json:"logo"`
+	// ServerURL is the address viewers reach the server at, such as
+	// https://live.example.com: links and the fediverse need it.
+	ServerURL string `json:"serverURL"`
+	// HideViewerCount keeps the viewer count out of the public API.
+	HideViewerCount bool `json:"hideViewerCount"`
+	// DisableSearchIndexing asks search engines to stay away (robots.txt).
+	DisableSearchIndexing bool `json:"disableSearchIndexing"`
+	// DirectoryEnabled lists the stream in Owncast's directory.
+	DirectoryEnabled bool `json:"directoryEnabled"`
+	// SocketHostOverride is where pages connect for chat, when that is
+	// not the server itself (a separate host behind the proxy).
+	SocketHostOverride string `json:"socketHostOverride"`
+	// VideoServingEndpoint serves the stream from elsewhere (a CDN).
+	VideoServingEndpoint string `json:"videoServingEndpoint"`
+	// Appearance are CSS variables of the viewer page.
+	Appearance map[string]string `json:"appearanceVariables"`
+	// CustomStyles and CustomJavaScript are the admin's own, added to the
+	// viewer page.
+	CustomStyles     string `json:"customStyles"`
+	CustomJavaScript string `json:"customJavascript"`
+	// ExternalActions are buttons on the viewer page.
+	ExternalActions []ExternalAction `json:"externalActions"`
+	// Federation makes the stream a fediverse actor.
+	Federation FederationSettings `json:"federation"`
+	// S3 puts the stream in a bucket.
+	S3 S3Settings `json:"s3"`
+	// Notifications tell others when the stream goes live.
+	Notifications NotificationSettings `json:"notifications"`
 	// Video decides what ffmpeg makes of the publisher's stream.
 	Video VideoSettings `json:"video"`
 	// P2P decides how viewers share segments with each other.
@@ -50,6 +93,8 @@ type ChatSettings struct {
 	// SuggestedNames, if there are at least ten, are what new users are
 	// named from; otherwise names are generated.
 	SuggestedNames []string `json:"suggestedUsernames"`
+	// EstablishedUserMode lets only users who registered a while ago talk.
+	EstablishedUserMode bool `json:"establishedUserMode"`
 }
 
 // MaxChatNameLength is the longest display name, in characters.
@@ -140,6 +185,27 @@ type VideoSettings struct {
 	PlaylistSegments int `json:"playlistSegments"`
 	// Variants are the renditions offered to viewers, best first.
 	Variants []Variant `json:"variants"`
+	// Codec is the H.264 encoder of transcoded variants (one of
+	// H264Encoders that this ffmpeg has).
+	Codec string `json:"codec"`
+}
+
+// H264Encoders are the encoders Starling can drive, software first;
+// which of them work depends on the ffmpeg build and the hardware.
+var H264Encoders = []string{"libx264", "h264_nvenc", "h264_qsv", "h264_vaapi", "h264_videotoolbox", "h264_v4l2m2m", "h264_omx"}
+
+// LatencyLevels are Owncast's stream latency levels, lowest latency
+// first, as segment length and playlist length.
+var LatencyLevels = [...]struct{ SegmentSeconds, PlaylistSegments int }{{1, 25}, {2, 15}, {3, 10}, {4, 8}, {5, 5}}
+
+// LatencyLevel is the level nearest the segment length.
+func (v VideoSettings) LatencyLevel() int {
+	for i, l := range LatencyLevels {
+		if v.SegmentSeconds <= l.SegmentSeconds {
+			return i
+		}
+	}
+	return len(LatencyLevels) - 1
 }
 
 // Variant is one output rendition. Its JSON shape is Owncast's
@@ -218,6 +284,9 @@ func (v VideoSettings) Validate() error {
 	if len(v.Variants) == 0 {
 		errs = append(errs, errors.New("no output variants: configure at least one"))
 	}
+	if !slices.Contains(H264Encoders, v.Codec) {
+		errs = append(errs, fmt.Errorf("video codec %q is not one Starling drives: use one of %s", v.Codec, strings.Join(H264Encoders, ", ")))
+	}
 	if len(v.Variants) > 8 {
 		errs = append(errs, fmt.Errorf("%d output variants are too many: use at most 8", len(v.Variants)))
 	}
@@ -237,6 +306,7 @@ func DefaultSettings() Settings {
 		Name:    "Starling",
 		Summary: "A live stream, carried by its viewers.",
 		Video: VideoSettings{
+			Codec:            "libx264",
 			SegmentSeconds:   2,
 			PlaylistSegments: 10,
 			Variants: []Variant{{
@@ -263,6 +333,20 @@ func DefaultSettings() Settings {
 			ForbiddenNames: []string{"admin", "administrator", "moderator", "owncast", "operator", "starling", "system"},
 			SuggestedNames: []string{},
 		},
+		Tags:            []string{},
+		SocialHandles:   []SocialHandle{},
+		ExternalActions: []ExternalAction{},
+		Appearance:      map[string]string{},
+		Federation: FederationSettings{
+			Username:       "streamer",
+			GoLiveMessage:  "I've gone live!",
+			ShowEngagement: true,
+			BlockedDomains: []string{},
+		},
+		S3: S3Settings{Region: "us-east-1", ACL: "public-read"},
+		Notifications: NotificationSettings{
+			Discord: DiscordSettings{GoLiveMessage: "I've gone live!"},
+		},
 	}
 }
 
@@ -272,6 +356,11 @@ func (s *Settings) clone() *Settings {
 	c.P2P.ICEServers = slices.Clone(s.P2P.ICEServers)
 	c.Chat.ForbiddenNames = slices.Clone(s.Chat.ForbiddenNames)
 	c.Chat.SuggestedNames = slices.Clone(s.Chat.SuggestedNames)
+	c.Tags = slices.Clone(s.Tags)
+	c.SocialHandles = slices.Clone(s.SocialHandles)
+	c.ExternalActions = slices.Clone(s.ExternalActions)
+	c.Appearance = maps.Clone(s.Appearance)
+	c.Federation.BlockedDomains = slices.Clone(s.Federation.BlockedDomains)
 	for i := range c.P2P.ICEServers {
 		c.P2P.ICEServers[i].URLs = slices.Clone(c.P2P.ICEServers[i].URLs)
 	}
@@ -342,7 +431,7 @@ func (ss *SettingsStore) Update(ctx context.Context, change func(*Settings) erro
 	if err := change(next); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(next.Video.Validate(), next.P2P.Validate(), next.Chat.Validate()); err != nil {
+	if err := errors.Join(next.validateInstance(), next.Video.Validate(), next.P2P.Validate(), next.Chat.Validate()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
 	}
 	raw, err := json.Marshal(next)
