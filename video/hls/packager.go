@@ -244,6 +244,14 @@ func (b *Broadcast) NextRunURL() string {
 	return fmt.Sprintf("http://%s/%s/%d-%d/", b.p.ln.Addr(), b.p.token, b.id, b.runs)
 }
 
+// SetBandwidths replaces the peak bit rates the master playlist announces,
+// for the next ffmpeg run, whose variants may differ (see Options).
+func (b *Broadcast) SetBandwidths(bw []int) {
+	b.p.mu.Lock()
+	defer b.p.mu.Unlock()
+	b.opts.Bandwidths = bw
+}
+
 // End closes the playlists with EXT-X-ENDLIST, so players stop at the last
 // segment, and withdraws the master playlist, so new players see the
 // stream is offline.

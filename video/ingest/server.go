@@ -181,6 +181,23 @@ type ConnStats struct {
 	Evicted uint64 `json:"evicted"`
 }
 
+// RecheckKeys disconnects publishers whose stream key is no longer valid:
+// call it when the keys change.
+func (s *Server) RecheckKeys() {
+	s.mu.Lock()
+	var revoked []*connHandler
+	for h := range s.conns {
+		if h.state == statePublishing && !s.deps.Keys.CheckStreamKey(h.key) {
+			revoked = append(revoked, h)
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range revoked {
+		h.log.Warn("disconnecting the publisher: its stream key was revoked")
+		h.kick()
+	}
+}
+
 // Connections returns the connection counts.
 func (s *Server) Connections() ConnStats {
 	s.mu.Lock()
@@ -412,6 +429,9 @@ type connHandler struct {
 	// unpublished when the encoder says it stops.
 	kicked      atomic.Bool
 	unpublished bool
+	// key is the stream key the publisher used, kept to end its broadcast
+	// if the key is revoked; set before the state becomes publishing.
+	key string
 
 	app       string
 	session   Session
@@ -452,6 +472,7 @@ func (h *connHandler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.Ne
 	h.srv.mu.Lock()
 	evicted := h.state != statePending
 	if !evicted {
+		h.key = key
 		h.srv.setStateLocked(h, statePublishing)
 	}
 	h.srv.mu.Unlock()

@@ -161,8 +161,13 @@ func (p *Pipeline) startTranscoder(log *slog.Logger, bc *broadcast) *transcode.S
 			if br := p.deps.Stream.Status().Broadcaster; br != nil {
 				src = br.StreamDetails
 			}
+			// Renditions that would come out the same from this source
+			// are made once.
+			variants := transcode.Effective(bc.video.Variants, src.Width, src.Height)
+			bc.b.SetBandwidths(bandwidths(variants))
 			return transcode.Args(transcode.Job{
-				Variants:        bc.video.Variants,
+				Codec:           bc.video.Codec,
+				Variants:        variants,
 				SegmentSeconds:  bc.video.SegmentSeconds,
 				HasAudio:        hasAudio,
 				OutputURL:       bc.b.NextRunURL(),
@@ -171,6 +176,20 @@ func (p *Pipeline) startTranscoder(log *slog.Logger, bc *broadcast) *transcode.S
 			})
 		},
 	})
+}
+
+// Disconnect kicks the live publisher off, ending the broadcast (Owncast's
+// POST /api/admin/disconnect); it reports whether anyone was live.
+func (p *Pipeline) Disconnect() bool {
+	p.mu.Lock()
+	s := p.live
+	p.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.log.Info("disconnecting the publisher, as the admin asked")
+	s.kick()
+	return true
 }
 
 // staleProgress is when ffmpeg's last report is too old to stand for its

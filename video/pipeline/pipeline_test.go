@@ -134,6 +134,7 @@ func publish(t *testing.T, url string, seconds, gop int) *exec.Cmd {
 // lightVideo is one small variant that a busy test machine transcodes in
 // real time.
 var lightVideo = core.VideoSettings{
+	Codec:            "libx264",
 	SegmentSeconds:   2,
 	PlaylistSegments: 5,
 	Variants: []core.Variant{{

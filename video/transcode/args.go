@@ -6,6 +6,7 @@ package transcode
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,8 @@ type Job struct {
 	// tell them to ffmpeg: without a bit rate its HLS muxer leaves a
 	// variant out of the master playlist.
 	SourceVideoKbps, SourceAudioKbps int
+	// Codec is the H.264 encoder of transcoded variants (libx264).
+	Codec string
 	// OutputURL is where ffmpeg PUTs its output, ending in "/": the master
 	// playlist at OutputURL+"stream.m3u8", variant i's media playlist at
 	// OutputURL+"i/stream.m3u8" and its segments beside it.
@@ -43,8 +46,11 @@ func Args(j Job) []string {
 	a := []string{
 		"-hide_banner", "-loglevel", "warning", "-nostats", "-progress", "pipe:1",
 		"-fflags", "+genpts",
-		"-f", "flv", "-i", "pipe:0",
 	}
+	if j.codec() == "h264_vaapi" {
+		a = append(a, "-vaapi_device", vaapiDevice)
+	}
+	a = append(a, "-f", "flv", "-i", "pipe:0")
 	if fc := filterComplex(j); fc != "" {
 		a = append(a, "-filter_complex", fc)
 	}
@@ -79,7 +85,7 @@ func filterComplex(j Job) string {
 	var chains []string
 	for i, v := range j.Variants {
 		if !v.VideoPassthrough {
-			chains = append(chains, fmt.Sprintf("%s[v%d]", videoFilter(v), i))
+			chains = append(chains, fmt.Sprintf("%s[v%d]", videoFilter(v, j.codec()), i))
 		}
 	}
 	switch len(chains) {
@@ -98,8 +104,9 @@ func filterComplex(j Job) string {
 }
 
 // videoFilter scales (never up, and to even sizes, as 4:2:0 needs), sets
-// the frame rate, and converts to the pixel format every H.264 decoder plays.
-func videoFilter(v core.Variant) string {
+// the frame rate, and converts to the pixel format every H.264 decoder
+// plays, in the memory the encoder takes it from.
+func videoFilter(v core.Variant, codec string) string {
 	var f []string
 	switch {
 	case v.ScaledWidth > 0 && v.ScaledHeight > 0:
@@ -109,7 +116,15 @@ func videoFilter(v core.Variant) string {
 	case v.ScaledWidth > 0:
 		f = append(f, fmt.Sprintf("scale='trunc(min(%d,iw)/2)*2':-2", v.ScaledWidth))
 	}
-	f = append(f, fmt.Sprintf("fps=%d", v.Framerate), "format=yuv420p")
+	f = append(f, fmt.Sprintf("fps=%d", v.Framerate))
+	switch codec {
+	case "h264_vaapi":
+		f = append(f, "format=nv12", "hwupload")
+	case "h264_qsv":
+		f = append(f, "format=nv12")
+	default:
+		f = append(f, "format=yuv420p")
+	}
 	return strings.Join(f, ",")
 }
 
@@ -135,19 +150,44 @@ func videoArgs(i int, v core.Variant, j Job) []string {
 	// One key frame per segment, at its start: segments cut exactly at
 	// SegmentSeconds and every one can be decoded on its own.
 	gop := strconv.Itoa(v.Framerate * j.SegmentSeconds)
-	return []string{
-		"-map", fmt.Sprintf("[v%d]", i),
-		"-c" + s, "libx264",
-		"-preset" + s, v.Preset(),
-		"-tune" + s, "zerolatency",
-		"-profile" + s, "high",
-		"-b" + s, kbps(v.VideoBitrate),
-		"-maxrate" + s, kbps(v.VideoBitrate * 11 / 10),
-		"-bufsize" + s, kbps(v.VideoBitrate * 2),
-		"-g" + s, gop,
-		"-keyint_min" + s, gop,
-		"-sc_threshold" + s, "0",
+	codec := j.codec()
+	a := []string{"-map", fmt.Sprintf("[v%d]", i), "-c" + s, codec}
+	level := min(max(v.CPUUsageLevel, 0), 4)
+	switch codec {
+	case "libx264":
+		a = append(a, "-preset"+s, v.Preset(), "-tune"+s, "zerolatency", "-profile"+s, "high")
+	case "h264_nvenc":
+		// p1 is the fastest preset, p7 the best; "ll" tunes for latency.
+		a = append(a, "-preset"+s, []string{"p1", "p2", "p4", "p5", "p7"}[level], "-tune"+s, "ll",
+			"-profile"+s, "high", "-rc"+s, "cbr", "-no-scenecut"+s, "1", "-forced-idr"+s, "1")
+	case "h264_qsv":
+		a = append(a, "-preset"+s, []string{"veryfast", "veryfast", "faster", "fast", "medium"}[level], "-profile"+s, "high")
+	case "h264_vaapi":
+		a = append(a, "-profile"+s, "high")
+	case "h264_videotoolbox":
+		a = append(a, "-realtime"+s, "1", "-profile"+s, "high")
 	}
+	a = append(a,
+		"-b"+s, kbps(v.VideoBitrate),
+		"-maxrate"+s, kbps(v.VideoBitrate*11/10),
+		"-bufsize"+s, kbps(v.VideoBitrate*2),
+		"-g"+s, gop,
+		"-keyint_min"+s, gop,
+	)
+	if codec == "libx264" {
+		a = append(a, "-sc_threshold"+s, "0")
+	}
+	return a
+}
+
+// vaapiDevice is the render node VA-API encodes on.
+const vaapiDevice = "/dev/dri/renderD128"
+
+func (j Job) codec() string {
+	if j.Codec == "" {
+		return "libx264"
+	}
+	return j.Codec
 }
 
 func audioArgs(i int, v core.Variant, j Job) []string {
@@ -159,3 +199,38 @@ func audioArgs(i int, v core.Variant, j Job) []string {
 }
 
 func kbps(n int) string { return strconv.Itoa(n) + "k" }
+
+// Effective returns the variants as they come out of a source of width w
+// and height h (0 if unknown): a small source is never scaled up, so a
+// variant asking for more keeps the source's size, and variants that then
+// come out the same are one (the first is kept).
+func Effective(vs []core.Variant, w, h int) []core.Variant {
+	var out []core.Variant
+	for _, v := range vs {
+		if !v.VideoPassthrough && h > 0 && w > 0 {
+			switch {
+			case v.ScaledHeight >= h && (v.ScaledWidth == 0 || v.ScaledWidth >= w):
+				v.ScaledWidth, v.ScaledHeight = 0, 0
+			case v.ScaledHeight == 0 && v.ScaledWidth >= w:
+				v.ScaledWidth = 0
+			}
+		}
+		if !slices.ContainsFunc(out, func(o core.Variant) bool { return sameOutput(o, v) }) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// sameOutput reports whether two variants make the same rendition,
+// whatever they are called.
+func sameOutput(a, b core.Variant) bool {
+	a.Name, b.Name = "", ""
+	if a.AudioPassthrough {
+		a.AudioBitrate = 0
+	}
+	if b.AudioPassthrough {
+		b.AudioBitrate = 0
+	}
+	return a == b
+}

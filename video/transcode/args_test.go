@@ -1,6 +1,7 @@
 package transcode
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -86,5 +87,53 @@ func TestArgsGolden(t *testing.T) {
 				t.Errorf("Args:\n got %s\nwant %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestEffectiveMergesWhatComesOutTheSame: from a 1280x720 source, 1080p
+// and 720p both come out 720p at the same rate: one rendition; 480p stays,
+// and so does a second 720p at another bit rate.
+func TestEffectiveMergesWhatComesOutTheSame(t *testing.T) {
+	v := func(name string, h, kbps int) core.Variant {
+		return core.Variant{Name: name, ScaledHeight: h, VideoBitrate: kbps, Framerate: 30, AudioPassthrough: true, CPUUsageLevel: 2}
+	}
+	in := []core.Variant{v("1080p", 1080, 2500), v("720p", 720, 2500), v("480p", 480, 1000), v("720p hq", 720, 4000)}
+	got := Effective(in, 1280, 720)
+	var names []string
+	for _, g := range got {
+		names = append(names, fmt.Sprintf("%s:%d", g.Name, g.ScaledHeight))
+	}
+	if want := "1080p:0 480p:480 720p hq:0"; strings.Join(names, " ") != want {
+		t.Errorf("effective variants %v, want %s", names, want)
+	}
+	if got := Effective(in, 0, 0); len(got) != 4 {
+		t.Errorf("with the source unknown, %d variants, want all 4", len(got))
+	}
+}
+
+// TestArgsHardwareEncoders: each hardware H.264 encoder gets its own
+// options (checked against ffmpeg 5.1's help; no hardware here to run
+// them), and VA-API its device and the upload to it.
+func TestArgsHardwareEncoders(t *testing.T) {
+	v := []core.Variant{{Name: "720p", ScaledHeight: 720, VideoBitrate: 2500, Framerate: 30, CPUUsageLevel: 1, AudioPassthrough: true}}
+	for _, tc := range []struct {
+		codec string
+		want  []string
+	}{
+		{"h264_nvenc", []string{" -c:v:0 h264_nvenc -preset:v:0 p2 -tune:v:0 ll -profile:v:0 high -rc:v:0 cbr -no-scenecut:v:0 1 -forced-idr:v:0 1 -b:v:0 2500k", ",format=yuv420p[v0]"}},
+		{"h264_vaapi", []string{"-fflags +genpts -vaapi_device /dev/dri/renderD128 -f flv", ",format=nv12,hwupload[v0]", " -c:v:0 h264_vaapi -profile:v:0 high -b:v:0 2500k"}},
+		{"h264_qsv", []string{",format=nv12[v0]", " -c:v:0 h264_qsv -preset:v:0 veryfast -profile:v:0 high"}},
+		{"h264_videotoolbox", []string{" -c:v:0 h264_videotoolbox -realtime:v:0 1"}},
+		{"h264_v4l2m2m", []string{" -c:v:0 h264_v4l2m2m -b:v:0 2500k"}},
+	} {
+		got := strings.Join(Args(Job{Codec: tc.codec, Variants: v, SegmentSeconds: 2, HasAudio: true, OutputURL: out}), " ")
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q lacks %q", tc.codec, got, w)
+			}
+		}
+		if strings.Contains(got, "sc_threshold") || strings.Contains(got, "zerolatency") {
+			t.Errorf("%s gets x264's options: %s", tc.codec, got)
+		}
 	}
 }
