@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 )
@@ -17,6 +18,8 @@ type PlaybackReport struct {
 	P2PUploadedBytes    int64  `json:"p2pUploadedBytes"`
 	P2PRejectedSegments int64  `json:"p2pRejectedSegments"`
 	P2PEnabled          bool   `json:"p2pEnabled"`
+	// UserAgent is the page's browser, from the request, not the body.
+	UserAgent string `json:"-"`
 }
 
 // PlaybackStats aggregate the reports.
@@ -85,9 +88,33 @@ type Playback struct {
 }
 
 type viewer struct {
-	last    PlaybackReport
-	seen    time.Time
-	address string
+	last      PlaybackReport
+	firstSeen time.Time
+	seen      time.Time
+	address   string
+}
+
+// Viewer is a viewer whose page reports, for the admin.
+type Viewer struct {
+	ID        string    `json:"clientID"`
+	Address   string    `json:"ipAddress"`
+	UserAgent string    `json:"userAgent"`
+	FirstSeen time.Time `json:"firstSeen"`
+	LastSeen  time.Time `json:"lastSeen"`
+}
+
+// Viewers returns the viewers counted at now, longest watching first.
+func (p *Playback) Viewers(now time.Time) []Viewer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := []Viewer{}
+	for id, v := range p.viewers {
+		if now.Sub(v.seen) <= ViewerTimeout {
+			out = append(out, Viewer{ID: id, Address: v.address, UserAgent: v.last.UserAgent, FirstSeen: v.firstSeen, LastSeen: v.seen})
+		}
+	}
+	slices.SortFunc(out, func(a, b Viewer) int { return a.FirstSeen.Compare(b.FirstSeen) })
+	return out
 }
 
 // NewPlayback returns an empty aggregate.
@@ -120,7 +147,7 @@ func (p *Playback) Record(r PlaybackReport, address string, now time.Time) error
 			return fmt.Errorf("%w: your address counts for %d viewers already", ErrTooManyViewers, MaxViewersPerAddress)
 		}
 		if v == nil {
-			v = &viewer{}
+			v = &viewer{firstSeen: now}
 			p.viewers[r.ViewerID] = v
 		} else {
 			p.release(v.address)

@@ -18,3 +18,12 @@ func Web() fs.FS {
 	}
 	return sub
 }
+
+// Logo is the built-in logo, served while the admin has uploaded none.
+func Logo() []byte {
+	b, err := files.ReadFile("web/favicon.svg")
+	if err != nil {
+		panic(err) // a literal file of the embed above
+	}
+	return b
+}

@@ -479,3 +479,48 @@ func BenchmarkMessageDelimiters(b *testing.B) {
 		})
 	}
 }
+
+func TestPage(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"# Schedule\n\n- Mon 18:00\n- *Thu* 20:00", "<h1>Schedule</h1>\n<ul>\n<li>Mon 18:00</li>\n<li><em>Thu</em> 20:00</li>\n</ul>"},
+		{"![me](https://example.com/me.png)", `<p><img src="https://example.com/me.png" alt="me"></p>`},
+		{"[site](https://example.com)", `<p><a href="https://example.com" rel="nofollow noreferrer noopener" target="_blank">site</a></p>`},
+		{"<script>alert(1)</script>hi", ""}, // an HTML block is left out whole
+		{"[x](javascript:alert(1))", "<p>x</p>"},
+		{"![x](javascript:alert(1))", `<p><img alt="x"></p>`},
+		{"<img src=x onerror=alert(1)>", ""},
+		{"   ", ""},
+	} {
+		if got := Page(tt.in); got != tt.want {
+			t.Errorf("Page(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	// Every hostile chat input stays inert as page content too: only the
+	// page's elements, no handlers or styles, links and images to http(s).
+	allowed := map[string]bool{"p": true, "br": true, "strong": true, "em": true, "del": true, "s": true, "code": true,
+		"pre": true, "a": true, "img": true, "h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true,
+		"ul": true, "ol": true, "li": true, "blockquote": true, "hr": true, "table": true, "thead": true, "tbody": true,
+		"tr": true, "th": true, "td": true}
+	attrs := map[string]bool{"href": true, "src": true, "alt": true, "title": true, "rel": true, "target": true, "align": true, "start": true}
+	for _, r := range loadXSS(t) {
+		out := Page(r.Input)
+		z := html.NewTokenizer(strings.NewReader(out))
+		for tt := z.Next(); tt != html.ErrorToken; tt = z.Next() {
+			if tt != html.StartTagToken && tt != html.SelfClosingTagToken {
+				continue
+			}
+			tok := z.Token()
+			if !allowed[tok.Data] {
+				t.Errorf("Page(%q) has <%s>: %s", r.Input, tok.Data, out)
+			}
+			for _, a := range tok.Attr {
+				if !attrs[a.Key] {
+					t.Errorf("Page(%q) has attribute %s: %s", r.Input, a.Key, out)
+				}
+				if (a.Key == "href" || a.Key == "src") && !strings.HasPrefix(a.Val, "http://") && !strings.HasPrefix(a.Val, "https://") {
+					t.Errorf("Page(%q) has %s=%q: %s", r.Input, a.Key, a.Val, out)
+				}
+			}
+		}
+	}
+}

@@ -69,6 +69,38 @@ func (s *Storage) Put(_ context.Context, name string, data []byte) error {
 	return nil
 }
 
+// Get reads name; a missing file is an error wrapping fs.ErrNotExist.
+func (s *Storage) Get(_ context.Context, name string) ([]byte, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(p)
+}
+
+// List names the files of a directory under the root; none if it does not
+// exist.
+func (s *Storage) List(dir string) ([]string, error) {
+	p, err := s.path(dir)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
 // Delete removes name; a missing file is not an error.
 func (s *Storage) Delete(_ context.Context, name string) error {
 	p, err := s.path(name)
