@@ -128,6 +128,11 @@ type Deps struct {
 	// Origin may connect; nil allows only the server's own host.
 	CheckOrigin func(*http.Request) bool
 	Config      Config
+	// Observe, if set, is given each event accepted for everyone, and
+	// each join and part even when they are not announced. It runs on the
+	// hub's goroutine, so it must return at once (webhooks only buffer
+	// the event), and must not modify the event.
+	Observe func(*Event)
 }
 
 // Stats are the hub's counters.
@@ -397,10 +402,10 @@ func (h *Hub) join(st *state, c *client) {
 	h.sendTo(st, c, b.Bytes())
 	close(c.joined)
 
-	if first && h.d.Settings.Get().Chat.JoinMessages {
+	if first {
 		ev := newEvent(TypeUserJoined)
 		ev.User = us.user.Load()
-		h.accept(st, post{ev: ev, enc: ev.encode()})
+		h.announce(st, ev, h.d.Settings.Get().Chat.JoinMessages)
 	}
 }
 
@@ -416,10 +421,20 @@ func (h *Hub) leave(st *state, c *client) {
 	}
 	delete(st.users, c.userID)
 	h.users.Add(-1)
-	if !us.disabled && h.d.Settings.Get().Chat.JoinMessages {
+	if !us.disabled {
 		ev := newEvent(TypeUserParted)
 		ev.User = us.user.Load()
+		h.announce(st, ev, h.d.Settings.Get().Chat.JoinMessages)
+	}
+}
+
+// announce sends a join or part to everyone if shown, and to the observer
+// in any case.
+func (h *Hub) announce(st *state, ev *Event, shown bool) {
+	if shown {
 		h.accept(st, post{ev: ev, enc: ev.encode()})
+	} else if h.d.Observe != nil {
+		h.d.Observe(ev)
 	}
 }
 
@@ -429,6 +444,9 @@ func (h *Hub) accept(st *state, p post) {
 	if p.from != nil && p.from.us.disabled {
 		// Disabled while the message was on its way.
 		return
+	}
+	if h.d.Observe != nil {
+		h.d.Observe(p.ev)
 	}
 	if p.save {
 		userID := ""
