@@ -27,6 +27,8 @@ type client struct {
 	userAgent   string
 	connectedAt time.Time
 	userID      string
+	// id names the connection to integrations (SendSystemTo).
+	id uint64
 	// initial is the user as authenticated; the hub's userState has the
 	// current one.
 	initial *User
@@ -99,6 +101,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &client{
 		h:           h,
+		id:          newClientID(),
 		ws:          ws,
 		ip:          ip,
 		userAgent:   r.UserAgent(),

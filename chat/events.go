@@ -83,6 +83,7 @@ func userFromData(d data.ChatUser) *User {
 		PreviousNames: d.PreviousNames,
 		NameChangedAt: d.NameChangedAt,
 		Scopes:        d.Scopes,
+		IsBot:         d.Bot,
 	}
 }
 

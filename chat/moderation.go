@@ -287,6 +287,8 @@ func users(ds []data.ChatUser, err error) ([]*User, error) {
 
 // ClientInfo is a connection, for admins.
 type ClientInfo struct {
+	// ID is the connection's, for POST /api/integrations/chat/system/client/{id}.
+	ID           uint64    `json:"id"`
 	ConnectedAt  time.Time `json:"connectedAt"`
 	MessageCount int64     `json:"messageCount"`
 	UserAgent    string    `json:"userAgent"`
@@ -300,6 +302,7 @@ func (h *Hub) Clients(ctx context.Context) ([]ClientInfo, error) {
 	err := h.exec(ctx, func(st *state) {
 		for c := range st.clients {
 			out = append(out, ClientInfo{
+				ID:           c.id,
 				ConnectedAt:  c.connectedAt,
 				MessageCount: c.messageCount.Load(),
 				UserAgent:    c.userAgent,
@@ -345,12 +348,27 @@ func (h *Hub) AllMessages(ctx context.Context, limit int) ([]json.RawMessage, er
 		return nil, err
 	}
 	out := make([]json.RawMessage, 0, len(msgs))
+	// The author as they are now: a moderator sees who has been disabled
+	// since they wrote.
+	authors := map[string]*User{}
 	for _, m := range msgs {
 		var ev Event
 		if err := json.Unmarshal(m.Event, &ev); err != nil {
 			return nil, fmt.Errorf("stored chat message %s: %w", m.ID, err)
 		}
 		ev.Visible = boolPtr(m.HiddenAt == nil)
+		if ev.User != nil && ev.User.ID != "" {
+			u, seen := authors[ev.User.ID]
+			if !seen {
+				if d, err := h.d.Store.ChatUser(ctx, ev.User.ID); err == nil {
+					u = userFromData(d)
+				}
+				authors[ev.User.ID] = u
+			}
+			if u != nil {
+				ev.User.DisabledAt = u.DisabledAt
+			}
+		}
 		out = append(out, ev.encode())
 	}
 	return out, nil

@@ -27,6 +27,11 @@ type ChatUser struct {
 	PreviousNames []string
 	NameChangedAt *time.Time
 	Scopes        []string
+	// Bot marks an integration's user: its token is an access token of
+	// the integrations API, never a chat login (see bots.go).
+	Bot bool
+	// LastUsedAt is when a bot's token was last used, to the minute.
+	LastUsedAt *time.Time
 }
 
 // ChatMessage is a chat event as stored: Event is its JSON as it was sent.
@@ -75,25 +80,26 @@ func isUnique(err error) bool {
 	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
-const chatUserColumns = `id, display_name, display_color, created_at, disabled_at, previous_names, name_changed_at, scopes`
+const chatUserColumns = `id, display_name, display_color, created_at, disabled_at, previous_names, name_changed_at, scopes, bot, last_used_at`
 
 func scanChatUser(row interface{ Scan(...any) error }) (ChatUser, error) {
 	var (
-		u                  ChatUser
-		created, prev, sc  string
-		disabled, nameChgd sql.NullString
+		u                            ChatUser
+		created, prev, sc            string
+		disabled, nameChgd, lastUsed sql.NullString
 	)
-	if err := row.Scan(&u.ID, &u.DisplayName, &u.DisplayColor, &created, &disabled, &prev, &nameChgd, &sc); err != nil {
+	if err := row.Scan(&u.ID, &u.DisplayName, &u.DisplayColor, &created, &disabled, &prev, &nameChgd, &sc, &u.Bot, &lastUsed); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return u, ErrNotFound
 		}
 		return u, err
 	}
-	var errs [4]error
+	var errs [5]error
 	u.CreatedAt, errs[0] = parseTime(created)
 	u.DisabledAt, errs[1] = parseTimePtr(disabled)
 	u.NameChangedAt, errs[2] = parseTimePtr(nameChgd)
 	errs[3] = json.Unmarshal([]byte(prev), &u.PreviousNames)
+	u.LastUsedAt, errs[4] = parseTimePtr(lastUsed)
 	if sc != "" {
 		u.Scopes = strings.Split(sc, ",")
 	}
@@ -120,8 +126,9 @@ func (s *Store) CreateChatUser(ctx context.Context, u ChatUser, tokenHash string
 }
 
 // ChatUserByToken returns the user whose access token hashes to tokenHash.
+// A bot's token is not a chat login (BotByToken finds bots).
 func (s *Store) ChatUserByToken(ctx context.Context, tokenHash string) (ChatUser, error) {
-	return scanChatUser(s.db.QueryRowContext(ctx, `SELECT `+chatUserColumns+` FROM chat_users WHERE token_hash = ?`, tokenHash))
+	return scanChatUser(s.db.QueryRowContext(ctx, `SELECT `+chatUserColumns+` FROM chat_users WHERE token_hash = ? AND bot = 0`, tokenHash))
 }
 
 // ChatUser returns the user with the id.
