@@ -29,6 +29,11 @@ import (
 	"github.com/starling-live/starling/controllers"
 	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/core/data"
+	"github.com/starling-live/starling/core/hardware"
+	"github.com/starling-live/starling/core/jobs"
+	"github.com/starling-live/starling/core/logring"
+	"github.com/starling-live/starling/core/notify"
+	"github.com/starling-live/starling/core/webhooks"
 	"github.com/starling-live/starling/static"
 	"github.com/starling-live/starling/storage/local"
 	"github.com/starling-live/starling/video/hls"
@@ -85,6 +90,8 @@ type config struct {
 	// P2P false turns peer-to-peer delivery off for this run.
 	P2P            bool
 	TrustedProxies []netip.Prefix
+	// WebhookNetworks are private networks webhooks may reach.
+	WebhookNetworks []netip.Prefix
 	// Chat are the chat's limits; zero values are the defaults. Tests
 	// shrink them.
 	Chat chat.Config
@@ -130,7 +137,7 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 		}
 		fs.IntVar(p, name, def, usage+" (env "+envName(name)+")")
 	}
-	var level, proxies, keyFile, passwordFile string
+	var level, proxies, keyFile, passwordFile, webhookNets string
 	str(&c.HTTPAddr, "http", ":8080", "address of the web server: viewer page, API, HLS")
 	str(&c.RTMPAddr, "rtmp", ":1935", "address of the RTMP server publishers push to")
 	str(&c.DataDir, "data", "./data", "directory for the database, the HLS output and thumbnails")
@@ -141,6 +148,7 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 	str(&c.FFmpeg, "ffmpeg", "ffmpeg", "ffmpeg executable")
 	str(&level, "log-level", "info", "log level: debug, info, warn or error")
 	str(&proxies, "trusted-proxies", "127.0.0.0/8,::1", "reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks, comma-separated)")
+	str(&webhookNets, "webhook-allowed-networks", "", "private networks webhooks may reach, such as a receiver on the LAN (addresses or CIDR networks, comma-separated); none by default")
 	boolean(&c.P2P, "p2p", true, "let viewers share segments with each other (peer to peer); false turns it off whatever the settings say")
 	integer(&c.HTTPLimits.MaxConnsPerIP, "http-max-conns-per-ip", "open HTTP connections one client address may hold (0: 256); trusted proxies are exempt")
 	integer(&c.RTMPLimits.MaxPendingPerIP, "rtmp-max-pending-per-ip", "RTMP connections one address may hold before it publishes (0: 4)")
@@ -179,6 +187,9 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 	var err error
 	if c.TrustedProxies, err = webserver.ParseTrustedProxies(proxies); err != nil {
 		return c, fmt.Errorf("--trusted-proxies %q: %w", proxies, err)
+	}
+	if c.WebhookNetworks, err = webserver.ParseTrustedProxies(webhookNets); err != nil {
+		return c, fmt.Errorf("--webhook-allowed-networks %q: %w", webhookNets, err)
 	}
 	if c.HTTPLimits.MaxConnsPerIP < 0 || c.RTMPLimits.MaxPendingPerIP < 0 {
 		return c, errors.New("connection limits cannot be negative: use 0 for the default")
@@ -264,6 +275,9 @@ func closeListener(ln net.Listener) func() error {
 }
 
 func (a *app) start(ctx context.Context) error {
+	// The latest lines are kept for the admin too (GET /api/admin/logs).
+	logs := logring.New(500, slog.LevelInfo)
+	a.log = slog.New(logs.Handler(a.log.Handler()))
 	cfg, log := a.cfg, a.log
 	for _, name := range cfg.SecretFlags {
 		log.Warn("a secret was given on the command line, where every local user can read it (ps, /proc): pass it in the environment or a file instead", "flag", "--"+name, "instead", "STARLING_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))+" or --"+name+"-file")
@@ -272,7 +286,7 @@ func (a *app) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ffmpeg not found (%w): install it (sudo apt-get install ffmpeg) or give its path with --ffmpeg", err)
 	}
-	checkEncoders(ctx, log, ffmpeg)
+	codecs := checkEncoders(ctx, log, ffmpeg)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create the data directory: %w", err)
 	}
@@ -294,6 +308,29 @@ func (a *app) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Outbound work goes through one persisted queue. It stops after the
+	// webhooks' sources (the stream and chat) and before the webhooks,
+	// which then store what they still hold for the next start.
+	queue := jobs.New(jobs.Deps{Logger: log.With("component", "jobs"), Store: a.store})
+	hooks := webhooks.New(webhooks.Deps{
+		Logger:   log.With("component", "webhooks"),
+		Store:    a.store,
+		Queue:    queue,
+		Settings: settings,
+		Config:   webhooks.Config{AllowedNetworks: cfg.WebhookNetworks},
+	})
+	if err := hooks.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	a.onStop("webhooks", hooks.Close)
+	// The go-live post to Discord, once per broadcast.
+	stream.AddListener(notify.New(notify.Deps{Logger: log.With("component", "notify"), Queue: queue, Settings: settings}))
+	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	a.onStop("job queue", queue.Close)
+	stream.AddListener(hooks)
+	settings.AddListener(hooks)
 
 	hlsStore, err := local.New(filepath.Join(cfg.DataDir, "hls"))
 	if err != nil {
@@ -303,6 +340,13 @@ func (a *app) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	uploads, err := local.New(filepath.Join(cfg.DataDir, "uploads"))
+	if err != nil {
+		return err
+	}
+	machine := hardware.New(cfg.DataDir)
+	machine.Start(context.WithoutCancel(ctx))
+	a.onStop("hardware stats", machine.Close)
 	a.packager = hls.New(hls.Deps{Logger: log.With("component", "hls"), Storage: hlsStore})
 	if err := a.packager.Start(ctx); err != nil {
 		return err
@@ -345,6 +389,7 @@ func (a *app) start(ctx context.Context) error {
 		Render:   format.Message,
 		ClientIP: webserver.ClientIP,
 		Config:   chatConfig(cfg.Chat, log),
+		Observe:  hooks.ChatEvent,
 	})
 	if err := a.chat.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
@@ -365,21 +410,32 @@ func (a *app) start(ctx context.Context) error {
 		Packager: a.packager,
 		FFmpeg:   ffmpeg,
 	})
+	// Integrations' access tokens: bots that post in chat as themselves.
+	bots := chat.NewBots(chat.BotsDeps{Logger: log.With("component", "bots"), Store: a.store})
 	handlers := controllers.New(controllers.Deps{
-		Logger:   log.With("component", "api"),
-		Stream:   stream,
-		Settings: settings,
-		Keys:     secrets,
-		Version:  version,
-		FFmpeg:   ffmpeg,
-		Playback: playback,
-		Tracker:  a.tracker,
-		Chat:     a.chat,
-		Viewers:  a.viewers,
-		Health:   a.pipeline,
-		ClientIP: webserver.ClientIP,
+		Logger:        log.With("component", "api"),
+		Stream:        stream,
+		Settings:      settings,
+		Keys:          secrets,
+		Version:       version,
+		FFmpeg:        ffmpeg,
+		Playback:      playback,
+		Tracker:       a.tracker,
+		Chat:          a.chat,
+		Viewers:       a.viewers,
+		Health:        a.pipeline,
+		Webhooks:      hooks,
+		Bots:          bots,
+		ClientIP:      webserver.ClientIP,
+		ForwardedUser: webserver.ForwardedUser,
 		// The request id of a failure's log line.
-		RequestID: webserver.RequestID,
+		RequestID:   webserver.RequestID,
+		Uploads:     uploads,
+		RenderPage:  format.Page,
+		DefaultLogo: static.Logo(),
+		Codecs:      codecs,
+		Logs:        logs,
+		Hardware:    machine,
 
 		P2PDisabled: !cfg.P2P,
 	})
@@ -402,9 +458,11 @@ func (a *app) start(ctx context.Context) error {
 		Admin:          secrets,
 		HLSDir:         hlsStore.Dir(),
 		ThumbnailDir:   thumbStore.Dir(),
+		PublicDir:      filepath.Join(cfg.DataDir, "public"),
 		Web:            static.Web(),
 		Tracker:        a.tracker,
 		Chat:           a.chat,
+		Bots:           bots,
 		TrustedProxies: cfg.TrustedProxies,
 		Limits:         cfg.HTTPLimits,
 	})
@@ -424,6 +482,8 @@ func (a *app) start(ctx context.Context) error {
 		Limits:  cfg.RTMPLimits,
 	})
 	a.ingest.Start(a.rtmpLn)
+	// A broadcast whose key is revoked ends.
+	secrets.OnStreamKeysChanged(a.ingest.RecheckKeys)
 	// The publisher goes first, so ffmpeg can finish the last segment and
 	// playlist while the web server still runs.
 	a.onStop("RTMP server", func() error {
@@ -465,20 +525,29 @@ func chatConfig(c chat.Config, log *slog.Logger) chat.Config {
 	return c
 }
 
-// checkEncoders warns when ffmpeg lacks the encoders the defaults use.
-func checkEncoders(ctx context.Context, log *slog.Logger, ffmpeg string) {
+// checkEncoders warns when ffmpeg lacks the encoders the defaults use, and
+// returns the H.264 encoders it has, which the admin may choose from.
+func checkEncoders(ctx context.Context, log *slog.Logger, ffmpeg string) []string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-encoders").Output()
 	if err != nil {
 		log.Warn("could not list ffmpeg's encoders", "ffmpeg", ffmpeg, "err", err)
-		return
+		return []string{"libx264"}
 	}
+	has := func(enc string) bool { return strings.Contains(string(out), " "+enc+" ") }
 	for _, enc := range []string{"libx264", "aac", "mjpeg"} {
-		if !strings.Contains(string(out), " "+enc+" ") {
+		if !has(enc) {
 			log.Warn("ffmpeg lacks an encoder Starling uses; install a full ffmpeg build", "encoder", enc, "ffmpeg", ffmpeg)
 		}
 	}
+	var h264 []string
+	for _, enc := range core.H264Encoders {
+		if has(enc) {
+			h264 = append(h264, enc)
+		}
+	}
+	return h264
 }
 
 // run waits for ctx, then stops the components in reverse order of their

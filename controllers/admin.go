@@ -1,9 +1,10 @@
 package controllers
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/starling-live/starling/chat"
 	"github.com/starling-live/starling/core"
@@ -45,32 +46,86 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-type streamKey struct {
-	Key     string `json:"key"`
-	Comment string `json:"comment"`
+// Disconnect answers POST /api/admin/disconnect: the publisher is kicked
+// off and the broadcast ends.
+func (h *Handlers) Disconnect(w http.ResponseWriter, r *http.Request) {
+	if !h.deps.Health.Disconnect() {
+		h.writeError(w, r, &apiError{status: http.StatusBadRequest, message: "nobody is broadcasting", cause: errNotLive})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "inbound stream disconnected"})
 }
 
-// serverConfigResponse is the part of Owncast's GET
-// /api/admin/serverconfig that Starling has. The stream key is here for
-// the streamer; the admin password never is.
+var errNotLive = errors.New("disconnect while offline")
+
+// serverConfigResponse is Owncast's GET /api/admin/serverconfig. The
+// stream keys are here for the streamer; the admin password never is,
+// and the S3 secret only as whether one is set.
 type serverConfigResponse struct {
-	InstanceDetails instanceDetails  `json:"instanceDetails"`
-	StreamKeys      []streamKey      `json:"streamKeys"`
-	VideoSettings   videoSettings    `json:"videoSettings"`
-	P2P             core.P2PSettings `json:"p2p"`
-	FFmpegPath      string           `json:"ffmpegPath"`
-	VersionNumber   string           `json:"versionNumber"`
+	InstanceDetails         adminInstanceDetails      `json:"instanceDetails"`
+	StreamKeys              []core.StreamKey          `json:"streamKeys"`
+	VideoSettings           videoSettings             `json:"videoSettings"`
+	P2P                     core.P2PSettings          `json:"p2p"`
+	FFmpegPath              string                    `json:"ffmpegPath"`
+	VideoCodec              string                    `json:"videoCodec"`
+	SupportedCodecs         []string                  `json:"supportedCodecs"`
+	VersionNumber           string                    `json:"versionNumber"`
+	ServerURL               string                    `json:"serverURL"`
+	SocketHostOverride      string                    `json:"socketHostOverride"`
+	VideoServingEndpoint    string                    `json:"videoServingEndpoint"`
+	ChatDisabled            bool                      `json:"chatDisabled"`
+	ChatLiveOnly            bool                      `json:"chatLiveOnly"`
+	ChatJoinMessagesEnabled bool                      `json:"chatJoinMessagesEnabled"`
+	ChatEstablishedUserMode bool                      `json:"chatEstablishedUserMode"`
+	ForbiddenUsernames      []string                  `json:"forbiddenUsernames"`
+	SuggestedUsernames      []string                  `json:"suggestedUsernames"`
+	ExternalActions         []core.ExternalAction     `json:"externalActions"`
+	DisableSearchIndexing   bool                      `json:"disableSearchIndexing"`
+	HideViewerCount         bool                      `json:"hideViewerCount"`
+	Federation              core.FederationSettings   `json:"federation"`
+	Notifications           core.NotificationSettings `json:"notifications"`
+	S3                      s3Config                  `json:"s3"`
+	YP                      ypConfig                  `json:"yp"`
 }
 
-type instanceDetails struct {
-	Name           string `json:"name"`
-	Summary        string `json:"summary"`
-	StreamTitle    string `json:"streamTitle"`
-	OfflineMessage string `json:"offlineMessage"`
+// adminInstanceDetails is what the viewer page shows, as the admin set
+// it: the page content as Markdown.
+type adminInstanceDetails struct {
+	Name             string              `json:"name"`
+	Summary          string              `json:"summary"`
+	StreamTitle      string              `json:"streamTitle"`
+	OfflineMessage   string              `json:"offlineMessage"`
+	WelcomeMessage   string              `json:"welcomeMessage"`
+	Logo             string              `json:"logo"`
+	Tags             []string            `json:"tags"`
+	NSFW             bool                `json:"nsfw"`
+	SocialHandles    []core.SocialHandle `json:"socialHandles"`
+	ExtraPageContent string              `json:"extraPageContent"`
+	CustomStyles     string              `json:"customStyles"`
+	CustomJavascript string              `json:"customJavascript"`
+	Appearance       map[string]string   `json:"appearanceVariables"`
+	Version          string              `json:"version"`
+}
+
+// s3Config is the S3 settings with the secret masked.
+type s3Config struct {
+	core.S3Settings
+	// Secret is secretMask when one is set: sent back unchanged, it keeps
+	// the stored one.
+	Secret string `json:"secret"`
+}
+
+// secretMask stands for a stored secret in what the admin reads.
+const secretMask = "********"
+
+type ypConfig struct {
+	Enabled     bool   `json:"enabled"`
+	InstanceURL string `json:"instanceUrl"`
 }
 
 type videoSettings struct {
 	VideoQualityVariants []core.Variant `json:"videoQualityVariants"`
+	LatencyLevel         int            `json:"latencyLevel"`
 	SegmentSeconds       int            `json:"segmentSeconds"`
 	PlaylistSegments     int            `json:"playlistSegments"`
 }
@@ -78,120 +133,127 @@ type videoSettings struct {
 // ServerConfig answers GET /api/admin/serverconfig.
 func (h *Handlers) ServerConfig(w http.ResponseWriter, r *http.Request) {
 	s := h.deps.Settings.Get()
+	s3 := s3Config{S3Settings: s.S3}
+	if secret, err := h.deps.Keys.S3Secret(r.Context()); err != nil {
+		h.writeError(w, r, err)
+		return
+	} else if secret != "" {
+		s3.Secret = secretMask
+	}
 	writeJSON(w, http.StatusOK, serverConfigResponse{
-		InstanceDetails: instanceDetails{Name: s.Name, Summary: s.Summary, StreamTitle: s.StreamTitle, OfflineMessage: s.OfflineMessage},
-		StreamKeys:      []streamKey{{Key: h.deps.Keys.StreamKey(), Comment: "Stream key"}},
+		InstanceDetails: adminInstanceDetails{
+			Name: s.Name, Summary: s.Summary, StreamTitle: s.StreamTitle, OfflineMessage: s.OfflineMessage,
+			WelcomeMessage: s.WelcomeMessage, Logo: logoPath, Tags: s.Tags, NSFW: s.NSFW, SocialHandles: s.SocialHandles,
+			ExtraPageContent: s.PageContent, CustomStyles: s.CustomStyles, CustomJavascript: s.CustomJavaScript,
+			Appearance: s.Appearance, Version: h.deps.Version,
+		},
+		StreamKeys: h.deps.Keys.StreamKeys(),
 		VideoSettings: videoSettings{
 			VideoQualityVariants: s.Video.Variants,
+			LatencyLevel:         s.Video.LatencyLevel(),
 			SegmentSeconds:       s.Video.SegmentSeconds,
 			PlaylistSegments:     s.Video.PlaylistSegments,
 		},
-		P2P:           s.P2P,
-		FFmpegPath:    h.deps.FFmpeg,
-		VersionNumber: h.deps.Version,
+		P2P:                     s.P2P,
+		FFmpegPath:              h.deps.FFmpeg,
+		VideoCodec:              s.Video.Codec,
+		SupportedCodecs:         h.deps.Codecs,
+		VersionNumber:           h.deps.Version,
+		ServerURL:               s.ServerURL,
+		SocketHostOverride:      s.SocketHostOverride,
+		VideoServingEndpoint:    s.VideoServingEndpoint,
+		ChatDisabled:            s.Chat.Disabled,
+		ChatLiveOnly:            s.Chat.LiveOnly,
+		ChatJoinMessagesEnabled: s.Chat.JoinMessages,
+		ChatEstablishedUserMode: s.Chat.EstablishedUserMode,
+		ForbiddenUsernames:      s.Chat.ForbiddenNames,
+		SuggestedUsernames:      s.Chat.SuggestedNames,
+		ExternalActions:         s.ExternalActions,
+		DisableSearchIndexing:   s.DisableSearchIndexing,
+		HideViewerCount:         s.HideViewerCount,
+		Federation:              s.Federation,
+		Notifications:           s.Notifications,
+		S3:                      s3,
+		YP:                      ypConfig{Enabled: s.DirectoryEnabled, InstanceURL: s.ServerURL},
 	})
 }
 
-func ok(w http.ResponseWriter) {
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "changed"})
+// variantRequest is a variant as Owncast clients send it: only what the
+// admin chose; the rest takes the defaults.
+type variantRequest struct {
+	Name             *string `json:"name"`
+	VideoPassthrough bool    `json:"videoPassthrough"`
+	AudioPassthrough *bool   `json:"audioPassthrough"`
+	VideoBitrate     *int    `json:"videoBitrate"`
+	AudioBitrate     *int    `json:"audioBitrate"`
+	ScaledWidth      int     `json:"scaledWidth"`
+	ScaledHeight     int     `json:"scaledHeight"`
+	Framerate        *int    `json:"framerate"`
+	CPUUsageLevel    *int    `json:"cpuUsageLevel"`
 }
 
-// textSetting returns a handler that sets one text setting of at most
-// limit characters.
-func (h *Handlers) textSetting(what string, limit int, set func(*core.Settings, string)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		value, err := readValue[string](w, r)
-		if err != nil {
-			h.writeError(w, r, err)
-			return
+// Defaults of a variant's unset fields: Owncast's bit rate, and a frame
+// rate and x264 preset a small machine keeps up with.
+const (
+	defaultVideoKbps = 1200
+	defaultFramerate = 30
+	defaultCPULevel  = 2
+)
+
+func (v variantRequest) variant(i int) core.Variant {
+	or := func(p *int, def int) int {
+		if p != nil {
+			return *p
 		}
-		v := strings.TrimSpace(value)
-		if n := utf8.RuneCountInString(v); n > limit {
-			h.writeError(w, r, invalid("the %s is %d characters long: the limit is %d", what, n, limit))
-			return
-		}
-		if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error { set(s, v); return nil }); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		ok(w)
+		return def
 	}
-}
-
-// SetStreamTitle answers POST /api/admin/config/streamtitle.
-func (h *Handlers) SetStreamTitle() http.HandlerFunc {
-	return h.textSetting("stream title", 200, func(s *core.Settings, v string) { s.StreamTitle = v })
-}
-
-// SetName answers POST /api/admin/config/name.
-func (h *Handlers) SetName() http.HandlerFunc {
-	return h.textSetting("server name", 100, func(s *core.Settings, v string) { s.Name = v })
-}
-
-// SetSummary answers POST /api/admin/config/serversummary.
-func (h *Handlers) SetSummary() http.HandlerFunc {
-	return h.textSetting("summary", 2000, func(s *core.Settings, v string) { s.Summary = v })
-}
-
-// SetOfflineMessage answers POST /api/admin/config/offlinemessage.
-func (h *Handlers) SetOfflineMessage() http.HandlerFunc {
-	return h.textSetting("offline message", 2000, func(s *core.Settings, v string) { s.OfflineMessage = v })
+	out := core.Variant{
+		VideoPassthrough: v.VideoPassthrough,
+		VideoBitrate:     or(v.VideoBitrate, defaultVideoKbps),
+		AudioBitrate:     or(v.AudioBitrate, 0),
+		ScaledWidth:      v.ScaledWidth,
+		ScaledHeight:     v.ScaledHeight,
+		Framerate:        or(v.Framerate, defaultFramerate),
+		CPUUsageLevel:    or(v.CPUUsageLevel, defaultCPULevel),
+	}
+	// Audio is copied unless the admin asked for a bit rate.
+	out.AudioPassthrough = v.AudioBitrate == nil
+	if v.AudioPassthrough != nil {
+		out.AudioPassthrough = *v.AudioPassthrough
+	}
+	if out.AudioPassthrough && out.AudioBitrate == 0 {
+		out.AudioBitrate = 128 // shown if passthrough is turned off later
+	}
+	if v.VideoPassthrough {
+		out.VideoBitrate = 0
+	}
+	switch {
+	case v.Name != nil && strings.TrimSpace(*v.Name) != "":
+		out.Name = strings.TrimSpace(*v.Name)
+	case v.VideoPassthrough:
+		out.Name = "source"
+	case v.ScaledHeight > 0:
+		out.Name = fmt.Sprintf("%dp", v.ScaledHeight)
+	default:
+		out.Name = fmt.Sprintf("variant %d", i+1)
+	}
+	return out
 }
 
 // SetVideoVariants answers POST /api/admin/config/video/streamoutputvariants.
 // The new variants apply from the next broadcast.
 func (h *Handlers) SetVideoVariants(w http.ResponseWriter, r *http.Request) {
-	value, err := readValue[[]core.Variant](w, r)
+	value, err := readValue[[]variantRequest](w, r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
+	}
+	variants := make([]core.Variant, len(value))
+	for i, v := range value {
+		variants[i] = v.variant(i)
 	}
 	if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error {
-		s.Video.Variants = value
-		return nil
-	}); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	ok(w)
-}
-
-// SetStreamKeys answers POST /api/admin/config/streamkeys. Starling has
-// one stream key; Owncast's list shape is kept.
-func (h *Handlers) SetStreamKeys(w http.ResponseWriter, r *http.Request) {
-	value, err := readValue[[]streamKey](w, r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if len(value) != 1 {
-		h.writeError(w, r, invalid("%d stream keys given: Starling takes exactly one", len(value)))
-		return
-	}
-	if err := h.deps.Keys.SetStreamKey(r.Context(), value[0].Key); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	ok(w)
-}
-
-// segmentsValue is the body of POST /api/admin/config/video/segments.
-type segmentsValue struct {
-	SegmentSeconds   int `json:"segmentSeconds"`
-	PlaylistSegments int `json:"playlistSegments"`
-}
-
-// SetSegments answers POST /api/admin/config/video/segments: the segment
-// length and how many segments a playlist lists. Latency and how much
-// viewers can share depend on them; they apply from the next broadcast.
-func (h *Handlers) SetSegments(w http.ResponseWriter, r *http.Request) {
-	value, err := readValue[segmentsValue](w, r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error {
-		s.Video.SegmentSeconds, s.Video.PlaylistSegments = value.SegmentSeconds, value.PlaylistSegments
+		s.Video.Variants = variants
 		return nil
 	}); err != nil {
 		h.writeError(w, r, err)

@@ -11,13 +11,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/starling-live/starling/chat"
-	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/core/data"
 )
 
 // chatService is the chat hub, as the API sees it.
 type chatService interface {
 	Register(ctx context.Context, wantedName, ip string) (chat.Registration, error)
+	Banned(ip string) bool
 	Authenticate(ctx context.Context, token string) (*chat.User, error)
 	History(ctx context.Context) (json.RawMessage, error)
 	AllMessages(ctx context.Context, limit int) ([]json.RawMessage, error)
@@ -31,6 +31,10 @@ type chatService interface {
 	BanIP(ctx context.Context, ip, notes string) error
 	UnbanIP(ctx context.Context, ip string) error
 	SendSystem(body string) error
+	// For integrations (integrations.go).
+	SendAs(u *chat.User, body string) error
+	SendSystemTo(ctx context.Context, clientID uint64, body string) error
+	SendAction(body, author string) error
 	Stats() chat.Stats
 }
 
@@ -62,6 +66,11 @@ func (h *Handlers) RegisterChatUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// A reverse proxy that signs users in names them (Owncast's
+	// X-Forwarded-User); only a trusted proxy's word counts.
+	if u := h.forwardedUser(r); u != "" {
+		req.DisplayName = u
+	}
 	reg, err := h.deps.Chat.Register(r.Context(), req.DisplayName, h.deps.ClientIP(r))
 	if err != nil {
 		h.writeError(w, r, chatError(err))
@@ -90,6 +99,10 @@ func (h *Handlers) chatUser(r *http.Request) (*chat.User, error) {
 // ChatHistory answers GET /api/chat?accessToken=: the recent visible
 // messages.
 func (h *Handlers) ChatHistory(w http.ResponseWriter, r *http.Request) {
+	if h.deps.Chat.Banned(h.deps.ClientIP(r)) {
+		h.writeError(w, r, chatError(chat.ErrBanned))
+		return
+	}
 	if _, err := h.chatUser(r); err != nil {
 		h.writeError(w, r, err)
 		return
@@ -276,58 +289,6 @@ func (h *Handlers) SendChatSystemMessage(w http.ResponseWriter, r *http.Request)
 	ok(w)
 }
 
-// chatSetting returns a handler for POST /api/admin/config/chat/...
-// {"value": ...}: it changes the chat settings, which the chat hears of.
-func chatSetting[T any](h *Handlers, set func(*core.ChatSettings, T)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		value, err := readValue[T](w, r)
-		if err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error { set(&s.Chat, value); return nil }); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		ok(w)
-	}
-}
-
-// SetChatDisabled answers POST /api/admin/config/chat/disable.
-func (h *Handlers) SetChatDisabled() http.HandlerFunc {
-	return chatSetting(h, func(c *core.ChatSettings, v bool) { c.Disabled = v })
-}
-
-// SetChatLiveOnly answers POST /api/admin/config/chat/liveonly.
-func (h *Handlers) SetChatLiveOnly() http.HandlerFunc {
-	return chatSetting(h, func(c *core.ChatSettings, v bool) { c.LiveOnly = v })
-}
-
-// SetChatJoinMessages answers POST /api/admin/config/chat/joinmessagesenabled.
-func (h *Handlers) SetChatJoinMessages() http.HandlerFunc {
-	return chatSetting(h, func(c *core.ChatSettings, v bool) { c.JoinMessages = v })
-}
-
-func trimmed(names []string) []string {
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		if n = strings.TrimSpace(n); n != "" {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// SetForbiddenNames answers POST /api/admin/config/chat/forbiddenusernames.
-func (h *Handlers) SetForbiddenNames() http.HandlerFunc {
-	return chatSetting(h, func(c *core.ChatSettings, v []string) { c.ForbiddenNames = trimmed(v) })
-}
-
-// SetSuggestedNames answers POST /api/admin/config/chat/suggestedusernames.
-func (h *Handlers) SetSuggestedNames() http.HandlerFunc {
-	return chatSetting(h, func(c *core.ChatSettings, v []string) { c.SuggestedNames = trimmed(v) })
-}
-
 type viewerSample struct {
 	Time  time.Time `json:"time"`
 	Value int       `json:"value"`
@@ -351,4 +312,11 @@ func (h *Handlers) ViewersOverTime(w http.ResponseWriter, r *http.Request) {
 		out[i] = viewerSample{Time: s.At, Value: s.Count}
 	}
 	writeList(h, w, r, out, err)
+}
+
+func (h *Handlers) forwardedUser(r *http.Request) string {
+	if h.deps.ForwardedUser == nil {
+		return ""
+	}
+	return h.deps.ForwardedUser(r)
 }

@@ -4,6 +4,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,17 +26,12 @@ type settingsStore interface {
 	Update(context.Context, func(*core.Settings) error) (*core.Settings, error)
 }
 
-type streamKeys interface {
-	StreamKey() string
-	SetStreamKey(context.Context, string) error
-}
-
 // Deps are what the handlers need.
 type Deps struct {
 	Logger   *slog.Logger
 	Stream   streamStatus
 	Settings settingsStore
-	Keys     streamKeys
+	Keys     secrets
 	// Version is reported as versionNumber.
 	Version string
 	// FFmpeg is the ffmpeg executable, shown to admins.
@@ -46,14 +42,35 @@ type Deps struct {
 	P2PDisabled bool
 	Chat        chatService
 	Viewers     viewerHistory
-	Health      streamHealth
+	Health      broadcast
+	// Bots are the integrations' access tokens (tokens.go).
+	Bots botService
+	// Webhooks are the outbound webhooks (core/webhooks).
+	Webhooks webhookService
 	// ClientIP names the client behind any trusted proxy.
 	ClientIP func(*http.Request) string
+	// ForwardedUser is the user a trusted proxy signed in, or "".
+	ForwardedUser func(*http.Request) string
 	// RequestID is the id the web server gave the request, for the log.
 	RequestID func(context.Context) string
+	// Uploads hold what the admin uploads: the logo.
+	Uploads uploads
+	// RenderPage turns the page content's Markdown into safe HTML.
+	RenderPage func(string) string
+	// DefaultLogo is served while none is uploaded.
+	DefaultLogo []byte
+	// Codecs are the H.264 encoders this ffmpeg has.
+	Codecs []string
+	// Logs are the latest log lines; Hardware the machine's use.
+	Logs     logRing
+	Hardware hardwareStats
 }
 
-type streamHealth interface{ Health() core.StreamHealth }
+// broadcast is the live broadcast: its health, and the kick.
+type broadcast interface {
+	Health() core.StreamHealth
+	Disconnect() bool
+}
 
 type viewerHistory interface {
 	Peaks() (session, overall int)
@@ -159,7 +176,11 @@ func readValue[T any](w http.ResponseWriter, r *http.Request) (T, error) {
 	case "null":
 		return v, invalid(`"value" is null: send the new value ("" or [] to clear a setting)`)
 	}
-	if err := json.Unmarshal(req.Value, &v); err != nil {
+	// A field the setting does not have is refused by name: a typo must
+	// not be dropped silently.
+	dec := json.NewDecoder(bytes.NewReader(req.Value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
 		return v, invalid(`"value" is not what this setting takes (%v): see the API documentation`, err)
 	}
 	return v, nil

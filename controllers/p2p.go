@@ -11,6 +11,7 @@ import (
 
 type playbackStats interface {
 	Record(r core.PlaybackReport, address string, now time.Time) error
+	Viewers(now time.Time) []core.Viewer
 	Stats(time.Time) core.PlaybackStats
 }
 
@@ -69,17 +70,23 @@ func (h *Handlers) RecordPlayback(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	rep.UserAgent = r.UserAgent()
 	if err := h.deps.Playback.Record(rep, h.deps.ClientIP(r), time.Now()); err != nil {
-		switch {
-		case errors.Is(err, core.ErrBadReport):
-			err = &apiError{status: http.StatusBadRequest, message: err.Error(), cause: err}
-		case errors.Is(err, core.ErrTooManyViewers):
-			err = &apiError{status: http.StatusTooManyRequests, message: err.Error(), cause: err}
-		}
-		h.writeError(w, r, err)
+		h.writeError(w, r, playbackError(err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// playbackError maps the playback aggregate's refusals to API errors.
+func playbackError(err error) error {
+	switch {
+	case errors.Is(err, core.ErrBadReport):
+		return &apiError{status: http.StatusBadRequest, message: err.Error(), cause: err}
+	case errors.Is(err, core.ErrTooManyViewers):
+		return &apiError{status: http.StatusTooManyRequests, message: err.Error(), cause: err}
+	}
+	return err
 }
 
 // p2pStatus is the "p2p" object of GET /api/admin/status.
@@ -95,21 +102,4 @@ func (h *Handlers) p2pStatus(s *core.Settings) p2pStatus {
 		Tracker:  h.deps.Tracker.Stats(),
 		Playback: h.deps.Playback.Stats(time.Now()),
 	}
-}
-
-// SetP2P answers POST /api/admin/config/p2p with {"value": P2PSettings}.
-func (h *Handlers) SetP2P(w http.ResponseWriter, r *http.Request) {
-	value, err := readValue[core.P2PSettings](w, r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error {
-		s.P2P = value
-		return nil
-	}); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	ok(w)
 }

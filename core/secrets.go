@@ -7,10 +7,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -19,8 +22,10 @@ import (
 
 // Secret names in the secrets table.
 const (
-	secretStreamKey     = "stream_key"
+	secretStreamKey     = "stream_key" // the one key before there were several
+	secretStreamKeys    = "stream_keys"
 	secretAdminPassword = "admin_password_bcrypt"
+	secretS3            = "s3_secret_key"
 )
 
 // minSecretLength keeps operators from choosing a guessable stream key or
@@ -49,9 +54,13 @@ const bcryptSlots = 1
 type Secrets struct {
 	store *data.Store
 
+	// keysChanged are told when the stream keys change; set before the
+	// server starts.
+	keysChanged []func()
+
 	// mu guards the fields below.
 	mu        sync.Mutex
-	streamKey []byte
+	keys      []StreamKey
 	adminHash []byte
 	// adminOK caches the SHA-256 of the last password that passed bcrypt,
 	// so that an admin panel polling the API does not pay bcrypt per request.
@@ -85,20 +94,25 @@ func LoadSecrets(ctx context.Context, store *data.Store, streamKey, adminPasswor
 	}
 	s := &Secrets{store: store, bcrypt: make(chan struct{}, bcryptSlots)}
 
-	key, err := store.Secret(ctx, secretStreamKey)
+	keys, err := loadStreamKeys(ctx, store)
 	switch {
-	case streamKey != "":
-		key = streamKey
-	case errors.Is(err, data.ErrNotFound):
-		key = randomSecret()
-		gen.StreamKey = key
 	case err != nil:
 		return nil, gen, err
+	case streamKey != "":
+		// The flag's key is the first; the admin's others stay.
+		keys = slices.DeleteFunc(keys, func(k StreamKey) bool { return k.Key == streamKey })
+		if len(keys) > 0 && keys[0].Comment == flagKeyComment {
+			keys = keys[1:]
+		}
+		keys = slices.Insert(keys, 0, StreamKey{Key: streamKey, Comment: flagKeyComment})
+	case len(keys) == 0:
+		keys = []StreamKey{{Key: randomSecret(), Comment: "Default stream key"}}
+		gen.StreamKey = keys[0].Key
 	}
-	if err := store.SetSecret(ctx, secretStreamKey, key); err != nil {
+	if err := storeStreamKeys(ctx, store, keys); err != nil {
 		return nil, gen, err
 	}
-	s.streamKey = []byte(key)
+	s.keys = keys
 
 	hash, err := store.Secret(ctx, secretAdminPassword)
 	if adminPassword == "" && errors.Is(err, data.ErrNotFound) {
@@ -108,11 +122,9 @@ func LoadSecrets(ctx context.Context, store *data.Store, streamKey, adminPasswor
 		return nil, gen, err
 	}
 	if adminPassword != "" {
-		h, err := bcrypt.GenerateFromPassword(prehash(adminPassword), bcrypt.DefaultCost)
-		if err != nil {
-			return nil, gen, fmt.Errorf("hash admin password: %w", err)
+		if hash, err = hashPassword(adminPassword); err != nil {
+			return nil, gen, err
 		}
-		hash = prehashedPrefix + string(h)
 		if err := store.SetSecret(ctx, secretAdminPassword, hash); err != nil {
 			return nil, gen, err
 		}
@@ -140,6 +152,15 @@ func checkPassword(pw string) error {
 	return nil
 }
 
+// hashPassword is what is stored of an admin password.
+func hashPassword(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword(prehash(password), bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("hash admin password: %w", err)
+	}
+	return prehashedPrefix + string(h), nil
+}
+
 // prehash is what bcrypt gets of a password: every byte counts.
 func prehash(password string) []byte {
 	sum := sha256.Sum256([]byte(password))
@@ -150,33 +171,140 @@ func prehash(password string) []byte {
 // paste into OBS, impossible to guess.
 func randomSecret() string { return strings.ToLower(rand.Text()) }
 
-// CheckStreamKey reports whether key is the stream key, in constant time.
+// StreamKey is a key publishers may use, with the admin's note on it.
+type StreamKey struct {
+	Key     string `json:"key"`
+	Comment string `json:"comment"`
+}
+
+// flagKeyComment marks the key --stream-key set.
+const flagKeyComment = "Set with --stream-key"
+
+// maxStreamKeys bounds the list.
+const maxStreamKeys = 20
+
+func loadStreamKeys(ctx context.Context, store *data.Store) ([]StreamKey, error) {
+	raw, err := store.Secret(ctx, secretStreamKeys)
+	if errors.Is(err, data.ErrNotFound) {
+		// Stored before there were several: the one key, if any.
+		one, err := store.Secret(ctx, secretStreamKey)
+		if errors.Is(err, data.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []StreamKey{{Key: one, Comment: "Default stream key"}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var keys []StreamKey
+	if err := json.Unmarshal([]byte(raw), &keys); err != nil {
+		return nil, fmt.Errorf("stored stream keys are not valid JSON (%v): set them again with --stream-key", err)
+	}
+	return keys, nil
+}
+
+func storeStreamKeys(ctx context.Context, store *data.Store, keys []StreamKey) error {
+	raw, err := json.Marshal(keys)
+	if err != nil {
+		return err
+	}
+	return store.SetSecret(ctx, secretStreamKeys, string(raw))
+}
+
+// CheckStreamKey reports whether key is one of the stream keys, in time
+// that does not depend on which one, or how much of it, matched.
 func (s *Secrets) CheckStreamKey(key string) bool {
 	s.mu.Lock()
-	want := s.streamKey
+	keys := s.keys
 	s.mu.Unlock()
-	return subtle.ConstantTimeCompare([]byte(key), want) == 1
+	match := 0
+	for _, k := range keys {
+		match |= subtle.ConstantTimeCompare([]byte(key), []byte(k.Key))
+	}
+	return match == 1
 }
 
-// StreamKey returns the stream key, for the admin panel only.
-func (s *Secrets) StreamKey() string {
+// StreamKeys returns the stream keys, for the admin panel only.
+func (s *Secrets) StreamKeys() []StreamKey {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return string(s.streamKey)
+	return slices.Clone(s.keys)
 }
 
-// SetStreamKey changes the stream key.
-func (s *Secrets) SetStreamKey(ctx context.Context, key string) error {
-	if err := checkStreamKey(key); err != nil {
-		return err
+// OnStreamKeysChanged has f called after the stream keys change, so that
+// a broadcast using a revoked key can be ended. Call it before the server
+// starts.
+func (s *Secrets) OnStreamKeysChanged(f func()) { s.keysChanged = append(s.keysChanged, f) }
+
+// SetStreamKeys replaces the stream keys: one at least, each valid, none
+// twice.
+func (s *Secrets) SetStreamKeys(ctx context.Context, keys []StreamKey) error {
+	if len(keys) == 0 || len(keys) > maxStreamKeys {
+		return fmt.Errorf("%w: %d stream keys given: give 1 to %d", ErrInvalidSettings, len(keys), maxStreamKeys)
 	}
-	if err := s.store.SetSecret(ctx, secretStreamKey, key); err != nil {
+	seen := map[string]bool{}
+	for i, k := range keys {
+		if err := checkStreamKey(k.Key); err != nil {
+			return fmt.Errorf("stream key %d: %w", i+1, err)
+		}
+		if seen[k.Key] {
+			return fmt.Errorf("%w: stream key %d is given twice", ErrInvalidSettings, i+1)
+		}
+		seen[k.Key] = true
+		if utf8.RuneCountInString(k.Comment) > 200 {
+			return fmt.Errorf("%w: the comment of stream key %d is longer than 200 characters", ErrInvalidSettings, i+1)
+		}
+	}
+	keys = slices.Clone(keys)
+	if err := storeStreamKeys(ctx, s.store, keys); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.streamKey = []byte(key)
+	s.keys = keys
+	s.mu.Unlock()
+	for _, f := range s.keysChanged {
+		f()
+	}
+	return nil
+}
+
+// SetAdminPassword changes the admin password, at once: the old one no
+// longer logs in.
+func (s *Secrets) SetAdminPassword(ctx context.Context, password string) error {
+	if err := checkPassword(password); err != nil {
+		return err
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	if err := s.store.SetSecret(ctx, secretAdminPassword, hash); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.adminHash, s.adminOK = []byte(hash), nil
 	s.mu.Unlock()
 	return nil
+}
+
+// S3Secret returns the secret key of the S3 credentials, "" if none.
+func (s *Secrets) S3Secret(ctx context.Context) (string, error) {
+	v, err := s.store.Secret(ctx, secretS3)
+	if errors.Is(err, data.ErrNotFound) {
+		return "", nil
+	}
+	return v, err
+}
+
+// SetS3Secret stores the secret key of the S3 credentials.
+func (s *Secrets) SetS3Secret(ctx context.Context, secret string) error {
+	if len(secret) > 1024 {
+		return fmt.Errorf("%w: the s3 secret is %d bytes long: the limit is 1024", ErrInvalidSettings, len(secret))
+	}
+	return s.store.SetSecret(ctx, secretS3, secret)
 }
 
 // CheckAdminPassword reports whether password is the admin password.

@@ -8,7 +8,10 @@ import (
 	"strings"
 )
 
-const clientIPKey ctxKey = iota + 100
+const (
+	clientIPKey ctxKey = iota + 100
+	viaProxyKey
+)
 
 // ClientIP is the address of the client behind a request: the direct peer,
 // or, when that is a trusted reverse proxy, the nearest address in
@@ -36,7 +39,9 @@ func clientIP(trusted func(netip.Addr) bool, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := peerIP(r)
+		ctx := r.Context()
 		if isTrusted(ip) {
+			ctx = context.WithValue(ctx, viaProxyKey, true)
 			// Walk from the nearest hop back: the first untrusted address
 			// is the client; anything before it could be forged.
 			hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -51,8 +56,17 @@ func clientIP(trusted func(netip.Addr) bool, next http.Handler) http.Handler {
 				}
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientIPKey, ip)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, clientIPKey, ip)))
 	})
+}
+
+// ForwardedUser is the X-Forwarded-User a trusted reverse proxy set (one
+// that signs users in), or "" if the request did not come through one.
+func ForwardedUser(r *http.Request) string {
+	if via, _ := r.Context().Value(viaProxyKey).(bool); !via {
+		return ""
+	}
+	return strings.TrimSpace(r.Header.Get("X-Forwarded-User"))
 }
 
 // trustedBy reports whether an address is in one of the networks.

@@ -215,3 +215,33 @@ func acceptsGzip(r *http.Request) bool {
 	}
 	return false
 }
+
+// publicFiles serves the admin's own files (Owncast's /public/): files
+// only, never a listing, never outside the directory. A page among them
+// runs sandboxed, without this origin's rights, so that a file dropped
+// there cannot act as the admin panel.
+type publicFiles struct {
+	root *os.Root
+}
+
+func (p *publicFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Path
+	if !cleanName(name) {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := p.root.Open(name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Security-Policy", "sandbox")
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}

@@ -57,6 +57,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 		Chat:         http.NotFoundHandler(),
 		HLSDir:       hlsDir,
 		ThumbnailDir: thumbs,
+		PublicDir:    filepath.Join(top, "public"),
 		Web:          web,
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package webserver
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/starling-live/starling/controllers"
 )
@@ -20,20 +21,23 @@ var adminPrefixes = []string{"/api/admin/", "/admin", "/admin/", "/metrics"}
 // with user admin). They are served behind the admin gate only.
 func adminRoutes(h *controllers.Handlers) []route {
 	f := func(pattern string, hf http.HandlerFunc) route { return route{pattern, hf} }
-	return []route{
+	var config []route
+	for _, st := range h.ConfigSetters() {
+		config = append(config, f("POST /api/admin/config/"+st.Path, st.Handler))
+	}
+	return slices.Concat(config, []route{
 		f("GET /api/admin/status", h.AdminStatus),
 		f("GET /api/admin/serverconfig", h.ServerConfig),
 		f("GET /api/admin/viewersOverTime", h.ViewersOverTime),
+		f("POST /api/admin/disconnect", h.Disconnect),
+		f("GET /api/admin/logs", h.Logs),
+		f("GET /api/admin/logs/warnings", h.LogWarnings),
+		f("GET /api/admin/hardwarestats", h.HardwareStats),
+		f("GET /api/admin/viewers", h.ActiveViewers),
+		{"GET /api/admin/prometheus", h.Metrics()},
+		f("POST /api/admin/emoji/upload", h.UploadEmoji),
+		f("POST /api/admin/emoji/delete", h.DeleteEmoji),
 		{"GET /metrics", h.Metrics()},
-
-		f("POST /api/admin/config/streamtitle", h.SetStreamTitle()),
-		f("POST /api/admin/config/name", h.SetName()),
-		f("POST /api/admin/config/serversummary", h.SetSummary()),
-		f("POST /api/admin/config/offlinemessage", h.SetOfflineMessage()),
-		f("POST /api/admin/config/video/streamoutputvariants", h.SetVideoVariants),
-		f("POST /api/admin/config/streamkeys", h.SetStreamKeys),
-		f("POST /api/admin/config/video/segments", h.SetSegments),
-		f("POST /api/admin/config/p2p", h.SetP2P),
 
 		f("GET /api/admin/chat/messages", h.ChatMessages),
 		f("GET /api/admin/chat/clients", h.ChatClients),
@@ -46,10 +50,5 @@ func adminRoutes(h *controllers.Handlers) []route {
 		f("GET /api/admin/chat/users/ipbans", h.IPBans),
 		f("POST /api/admin/chat/users/ipbans/create", h.BanIP),
 		f("POST /api/admin/chat/users/ipbans/remove", h.UnbanIP),
-		f("POST /api/admin/config/chat/disable", h.SetChatDisabled()),
-		f("POST /api/admin/config/chat/liveonly", h.SetChatLiveOnly()),
-		f("POST /api/admin/config/chat/joinmessagesenabled", h.SetChatJoinMessages()),
-		f("POST /api/admin/config/chat/forbiddenusernames", h.SetForbiddenNames()),
-		f("POST /api/admin/config/chat/suggestedusernames", h.SetSuggestedNames()),
-	}
+	}, webhookRoutes(h), tokenRoutes(h))
 }

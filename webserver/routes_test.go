@@ -35,6 +35,7 @@ func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
 		Chat:         http.NotFoundHandler(),
 		HLSDir:       filepath.Join(dir, "hls"),
 		ThumbnailDir: filepath.Join(dir, "thumbs"),
+		PublicDir:    filepath.Join(dir, "public"),
 		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
 		// The admin's last request comes from another address than the
 		// guesses, which get throttled.

@@ -30,12 +30,16 @@ type Deps struct {
 	HLSDir string
 	// ThumbnailDir holds thumbnail.jpg.
 	ThumbnailDir string
+	// PublicDir holds the admin's own files, served at /public/.
+	PublicDir string
 	// Web is the built viewer page, served at /.
 	Web fs.FS
 	// Tracker is the P2P tracker's WebSocket endpoint.
 	Tracker http.Handler
 	// Chat is the chat's WebSocket endpoint.
 	Chat http.Handler
+	// Bots authenticate the integrations API's access tokens.
+	Bots botAuth
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (see ClientIP).
 	TrustedProxies []netip.Prefix
@@ -57,16 +61,20 @@ type Server struct {
 // New builds the router.
 func New(d Deps) (*Server, error) {
 	s := &Server{log: d.Logger, limits: d.Limits.withDefaults(), trusted: trustedBy(d.TrustedProxies)}
-	hlsRoot, err := os.OpenRoot(d.HLSDir)
-	if err != nil {
-		return nil, fmt.Errorf("open HLS directory: %w", err)
+	if err := os.MkdirAll(d.PublicDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create the public directory: %w", err)
 	}
-	thumbRoot, err := os.OpenRoot(d.ThumbnailDir)
-	if err != nil {
-		hlsRoot.Close()
-		return nil, fmt.Errorf("open thumbnail directory: %w", err)
+	for _, dir := range []struct{ name, path string }{
+		{"HLS", d.HLSDir}, {"thumbnail", d.ThumbnailDir}, {"public", d.PublicDir},
+	} {
+		root, err := os.OpenRoot(dir.path)
+		if err != nil {
+			s.closeRoots()
+			return nil, fmt.Errorf("open the %s directory: %w", dir.name, err)
+		}
+		s.roots = append(s.roots, root)
 	}
-	s.roots = []*os.Root{hlsRoot, thumbRoot}
+	hlsRoot, thumbRoot, publicRoot := s.roots[0], s.roots[1], s.roots[2]
 	web, err := newStaticFiles(d.Web)
 	if err != nil {
 		s.closeRoots()
@@ -77,6 +85,15 @@ func New(d Deps) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/status", h.Status)
 	mux.HandleFunc("GET /api/config", h.Config)
+	mux.HandleFunc("GET /api/socialplatforms", h.SocialPlatforms)
+	mux.HandleFunc("GET /logo", h.Logo)
+	mux.HandleFunc("GET /customjavascript", h.CustomJavaScript)
+	mux.HandleFunc("GET /robots.txt", h.Robots)
+	mux.HandleFunc("GET /api/emoji", h.Emoji)
+	mux.HandleFunc("GET /img/emoji/{name}", h.EmojiImage)
+	mux.HandleFunc("GET /api/ping", h.Ping)
+	mux.HandleFunc("GET /api/video/variants", h.VideoVariants)
+	mux.Handle("GET /public/", http.StripPrefix("/public/", &publicFiles{root: publicRoot}))
 	// Every viewer's page reports every few seconds; a flood from one
 	// address is cut short.
 	mux.Handle("POST /api/metrics/playback", newIPLimiter(5, 20).wrap(http.HandlerFunc(h.RecordPlayback)))
@@ -104,6 +121,8 @@ func New(d Deps) (*Server, error) {
 		mux.Handle(prefix, gated)
 	}
 
+	// Integrations: bots with an access token, from any origin.
+	mux.Handle(integrationsPrefix, integrationsHandler(d.Logger, d.Bots, h))
 	mux.HandleFunc("/api/", apiNotFound)
 	mux.Handle("/hls/", http.StripPrefix("/hls/", &hlsFiles{root: hlsRoot}))
 	mux.Handle("GET /thumbnail.jpg", &thumbnail{root: thumbRoot})
