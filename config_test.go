@@ -277,7 +277,7 @@ func TestVideoSettings(t *testing.T) {
 		says  string
 	}{
 		{"video/streamoutputvariants", []map[string]any{{"scaledHeight": 180, "bitrate": 300}}, `unknown field "bitrate"`},
-		{"video/codec", "h264_madeup", `video codec "h264_madeup" is not available`},
+		{"video/codec", "h264_madeup", `video codec "h264_madeup" does not work`},
 		{"video/streamlatencylevel", 7, "latency level must be 0"},
 	} {
 		code, b := s.admin(http.MethodPost, "/api/admin/config/"+tc.path, map[string]any{"value": tc.value})

@@ -41,6 +41,7 @@ import (
 	"github.com/starling-live/starling/video/pipeline"
 	"github.com/starling-live/starling/video/thumbnail"
 	"github.com/starling-live/starling/video/tracker"
+	"github.com/starling-live/starling/video/transcode"
 	"github.com/starling-live/starling/webserver"
 )
 
@@ -526,7 +527,8 @@ func chatConfig(c chat.Config, log *slog.Logger) chat.Config {
 }
 
 // checkEncoders warns when ffmpeg lacks the encoders the defaults use, and
-// returns the H.264 encoders it has, which the admin may choose from.
+// returns the H.264 encoders that work on this machine, which the admin may
+// choose from.
 func checkEncoders(ctx context.Context, log *slog.Logger, ffmpeg string) []string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -543,9 +545,19 @@ func checkEncoders(ctx context.Context, log *slog.Logger, ffmpeg string) []strin
 	}
 	var h264 []string
 	for _, enc := range core.H264Encoders {
-		if has(enc) {
-			h264 = append(h264, enc)
+		if !has(enc) {
+			continue
 		}
+		// A hardware encoder is listed if ffmpeg was built with it; only
+		// one that encodes on this machine is offered to the admin.
+		if enc != "libx264" {
+			out, err := exec.CommandContext(ctx, ffmpeg, transcode.ProbeArgs(enc)...).CombinedOutput()
+			if err != nil {
+				log.Debug("an H.264 encoder ffmpeg has does not work on this machine", "encoder", enc, "err", err, "ffmpeg_said", strings.TrimSpace(string(out)))
+				continue
+			}
+		}
+		h264 = append(h264, enc)
 	}
 	return h264
 }

@@ -261,7 +261,7 @@ func (h *Handlers) SetVideoCodec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !slices.Contains(h.deps.Codecs, codec) {
-		h.writeError(w, r, invalid("video codec %q is not available in this ffmpeg: use one of %s", codec, strings.Join(h.deps.Codecs, ", ")))
+		h.writeError(w, r, invalid("video codec %q does not work with this ffmpeg on this machine: use one of %s", codec, strings.Join(h.deps.Codecs, ", ")))
 		return
 	}
 	if _, err := h.deps.Settings.Update(r.Context(), func(s *core.Settings) error { s.Video.Codec = codec; return nil }); err != nil {

@@ -180,6 +180,24 @@ func videoArgs(i int, v core.Variant, j Job) []string {
 	return a
 }
 
+// ProbeArgs returns ffmpeg's arguments to encode a few small frames with
+// codec as a broadcast would, with the same filters and encoder options,
+// and throw them away. ffmpeg lists the hardware encoders it was built
+// with whether or not the machine has the hardware; this run fails where
+// it does not.
+func ProbeArgs(codec string) []string {
+	j := Job{Codec: codec, SegmentSeconds: 1}
+	v := core.Variant{ScaledHeight: 144, Framerate: 30, VideoBitrate: 300, CPUUsageLevel: 0}
+	a := []string{"-hide_banner", "-loglevel", "error", "-nostdin"}
+	if codec == "h264_vaapi" {
+		a = append(a, "-vaapi_device", vaapiDevice)
+	}
+	a = append(a, "-f", "lavfi", "-i", "color=size=256x144:rate=30",
+		"-filter_complex", "[0:v:0]"+videoFilter(v, codec)+"[v0]")
+	a = append(a, videoArgs(0, v, j)...)
+	return append(a, "-frames:v", "3", "-f", "null", "-")
+}
+
 // vaapiDevice is the render node VA-API encodes on.
 const vaapiDevice = "/dev/dri/renderD128"
 

@@ -2,6 +2,8 @@ package transcode
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -134,6 +136,31 @@ func TestArgsHardwareEncoders(t *testing.T) {
 		}
 		if strings.Contains(got, "sc_threshold") || strings.Contains(got, "zerolatency") {
 			t.Errorf("%s gets x264's options: %s", tc.codec, got)
+		}
+	}
+}
+
+// TestProbeArgs runs the probe on the real ffmpeg: the software encoder
+// passes it, and an encoder whose hardware is missing fails it, so it is
+// not offered to the admin.
+func TestProbeArgs(t *testing.T) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatal("ffmpeg is not installed: build/test.sh installs it")
+	}
+	if out, err := exec.Command(ffmpeg, ProbeArgs("libx264")...).CombinedOutput(); err != nil {
+		t.Fatalf("probe of libx264: %v\n%s", err, out)
+	}
+	// The probe is the broadcast's own encoder options, on a tiny input.
+	args := strings.Join(ProbeArgs("h264_vaapi"), " ")
+	for _, want := range []string{"-vaapi_device /dev/dri/renderD128", "format=nv12,hwupload", "-c:v:0 h264_vaapi", "-f null -"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("vaapi probe lacks %q: %s", want, args)
+		}
+	}
+	if _, err := os.Stat("/dev/dri/renderD128"); os.IsNotExist(err) {
+		if out, err := exec.Command(ffmpeg, ProbeArgs("h264_vaapi")...).CombinedOutput(); err == nil {
+			t.Errorf("probe of h264_vaapi passed without a render node:\n%s", out)
 		}
 	}
 }
