@@ -49,6 +49,27 @@ func TestServerReadSide(t *testing.T) {
 		})
 	})
 
+	t.Run("no self-update, addresses from the command line", func(t *testing.T) {
+		if code, b := s.admin(http.MethodGet, "/api/admin/update/options", nil); code != http.StatusOK || string(b) != `{"supportsUpdate":false,"canRestart":false}`+"\n" {
+			t.Errorf("update/options: %d %s", code, b)
+		}
+		for _, p := range []string{"/api/admin/update/start", "/api/admin/update/forcequit"} {
+			if code, b := s.admin(http.MethodPost, p, nil); code != http.StatusBadRequest || !bytes.Contains(b, []byte("install the new version")) {
+				t.Errorf("%s: %d %s", p, code, b)
+			}
+		}
+		for setting, flag := range map[string]string{"webserverport": "--http", "webserverip": "--http", "rtmpserverport": "--rtmp", "ffmpegpath": "--ffmpeg"} {
+			code, b := s.admin(http.MethodPost, "/api/admin/config/"+setting, map[string]any{"value": 9000})
+			if code != http.StatusBadRequest || !bytes.Contains(b, []byte("use "+flag)) {
+				t.Errorf("%s: %d %s, want 400 naming %s", setting, code, b, flag)
+			}
+		}
+		// The server still serves where it started.
+		if code, _ := s.admin(http.MethodGet, "/api/admin/status", nil); code != http.StatusOK {
+			t.Errorf("status after the refused settings: %d", code)
+		}
+	})
+
 	t.Run("hardware", func(t *testing.T) {
 		var hw struct{ CPU, Memory, Disk []struct{ Value float64 } }
 		_, b := s.admin(http.MethodGet, "/api/admin/hardwarestats", nil)

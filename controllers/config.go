@@ -87,6 +87,11 @@ func (h *Handlers) ConfigSetters() []Setter {
 		{"adminpass", h.SetAdminPassword},
 		{"s3", h.SetS3},
 		{"logo", h.SetLogo},
+
+		{"webserverport", h.startupOnly("--http")},
+		{"webserverip", h.startupOnly("--http")},
+		{"rtmpserverport", h.startupOnly("--rtmp")},
+		{"ffmpegpath", h.startupOnly("--ffmpeg")},
 	}
 }
 

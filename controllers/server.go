@@ -69,3 +69,27 @@ func (h *Handlers) VideoVariants(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// UpdateOptions answers GET /api/admin/update/options as Owncast does
+// where it cannot update itself: a Starling server never replaces its own
+// binary, so an admin tool offers no update button.
+func (h *Handlers) UpdateOptions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, struct {
+		SupportsUpdate bool `json:"supportsUpdate"`
+		CanRestart     bool `json:"canRestart"`
+	}{})
+}
+
+// NoSelfUpdate answers /api/admin/update/start and /update/forcequit.
+func (h *Handlers) NoSelfUpdate(w http.ResponseWriter, r *http.Request) {
+	h.writeError(w, r, invalid("Starling does not update or stop itself from the API: install the new version, then restart the service (the data directory carries over)"))
+}
+
+// startupOnly refuses a setting Owncast keeps in its database and
+// Starling takes from its command line, so that a server cannot be
+// moved off its own port by a request: the message names the flag.
+func (h *Handlers) startupOnly(flag string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, invalid("this is set when the server starts: use %s (or its STARLING_ environment variable) and restart", flag))
+	}
+}
