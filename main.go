@@ -370,7 +370,7 @@ func (a *app) start(ctx context.Context) error {
 	}))
 	// A broadcast's start and end empty the swarms: peers meet again in
 	// the new broadcast's.
-	stream.AddListener(a.tracker)
+	stream.AddListener(swarmReset{a.tracker})
 	playback := core.NewPlayback()
 	a.viewers = core.NewViewerHistory(core.ViewerHistoryDeps{
 		Logger:  log.With("component", "viewers"),
@@ -506,6 +506,16 @@ func (a *app) start(ctx context.Context) error {
 	log.Info("starling started", "version", version, "http", a.httpLn.Addr().String(), "rtmp", a.rtmpLn.Addr().String(), "data", cfg.DataDir)
 	return nil
 }
+
+// swarmReset empties the tracker's swarms when a broadcast starts or ends.
+// It lives here, not in tracker, so that tracker links no core (and no
+// sqlite).
+type swarmReset struct{ t *tracker.Tracker }
+
+func (r swarmReset) BroadcastStarted(core.Broadcast) { r.t.Reset() }
+func (r swarmReset) BroadcastEnded(core.Broadcast)   { r.t.Reset() }
+
+var _ core.Listener = swarmReset{}
 
 // chatConfig caps chat connections at two thirds of the file descriptors
 // (Go raises the soft limit to the hard one at start), leaving the rest

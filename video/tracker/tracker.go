@@ -23,8 +23,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
-
-	"github.com/starling-live/starling/core"
 )
 
 // Config tunes the tracker. Zero fields take the defaults in parentheses.
@@ -248,12 +246,6 @@ func (t *Tracker) SetEnabled(on bool) {
 		t.Reset()
 	}
 }
-
-// BroadcastStarted empties the swarms for the new broadcast.
-func (t *Tracker) BroadcastStarted(core.Broadcast) { t.Reset() }
-
-// BroadcastEnded empties the swarms of the ended broadcast.
-func (t *Tracker) BroadcastEnded(core.Broadcast) { t.Reset() }
 
 // ServeHTTP upgrades a client to a WebSocket and serves it from goroutines
 // of its own: the HTTP server's goroutine, with its deep stack and
@@ -665,5 +657,3 @@ func contains(ps []*peer, p *peer) bool {
 
 // errSlow closes a client that does not read what it is sent.
 var errSlow = errors.New("client too slow")
-
-var _ core.Listener = (*Tracker)(nil)
