@@ -232,13 +232,9 @@ type Variant struct {
 	CPUUsageLevel int `json:"cpuUsageLevel"`
 }
 
-// x264Presets maps CPUUsageLevel to an x264 preset.
+// x264Presets are the x264 presets of CPUUsageLevel 0 to 4, as
+// video/transcode passes them to ffmpeg.
 var x264Presets = [...]string{"ultrafast", "superfast", "veryfast", "faster", "fast"}
-
-// Preset is the x264 preset of the variant's CPU usage level.
-func (v Variant) Preset() string {
-	return x264Presets[min(max(v.CPUUsageLevel, 0), len(x264Presets)-1)]
-}
 
 // Validate says what is wrong with v, in words an admin can act on.
 func (v Variant) Validate() error {

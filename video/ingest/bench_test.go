@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/video/flv"
 )
 
@@ -15,9 +14,9 @@ import (
 // the ingest side of the frame path alone.
 type nopSession struct{}
 
-func (nopSession) Metadata(core.StreamDetails) {}
-func (nopSession) WriteTag(flv.Tag)            {}
-func (nopSession) Close(Leave)                 {}
+func (nopSession) Metadata(Details) {}
+func (nopSession) WriteTag(flv.Tag) {}
+func (nopSession) Close(Leave)      {}
 
 // BenchmarkMediaFrame is the per-frame work of a publisher's connection:
 // copying a 20 KB video tag body, checking it, and handing it on.

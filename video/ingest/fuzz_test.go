@@ -19,7 +19,6 @@ import (
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
 	"go.uber.org/goleak"
 
-	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/video/flv"
 	"github.com/starling-live/starling/video/ingest"
 )
@@ -257,7 +256,7 @@ func (s *fuzzSession) problems() []string {
 	return s.errs
 }
 
-func (s *fuzzSession) Metadata(core.StreamDetails) {
+func (s *fuzzSession) Metadata(ingest.Details) {
 	s.enter("Metadata")
 	s.leave()
 }

@@ -6,14 +6,23 @@ import (
 	"math"
 
 	"github.com/yutopp/go-amf0"
-
-	"github.com/starling-live/starling/core"
 )
+
+// Details is what the publisher's encoder announced in onMetaData; a field
+// it did not announce is zero.
+type Details struct {
+	Width, Height int
+	FrameRate     float64
+	// VideoBitrate and AudioBitrate are in kbit/s.
+	VideoBitrate, AudioBitrate int
+	VideoCodec, AudioCodec     string
+	Encoder                    string
+}
 
 // parseMetadata reads what an encoder announces in @setDataFrame: the
 // string "onMetaData" and an AMF0 ECMA array (FLV spec E.5, "onMetaData").
-func parseMetadata(payload []byte) (core.StreamDetails, error) {
-	var d core.StreamDetails
+func parseMetadata(payload []byte) (Details, error) {
+	var d Details
 	dec := amf0.NewDecoder(bytes.NewReader(payload))
 	var name string
 	if err := dec.Decode(&name); err != nil {

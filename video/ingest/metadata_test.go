@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/yutopp/go-amf0"
-
-	"github.com/starling-live/starling/core"
 )
 
 func encode(t *testing.T, vs ...any) []byte {
@@ -25,7 +23,7 @@ func TestParseMetadata(t *testing.T) {
 	tests := []struct {
 		name    string
 		payload []any
-		want    core.StreamDetails
+		want    Details
 		wantErr bool
 	}{
 		{
@@ -35,7 +33,7 @@ func TestParseMetadata(t *testing.T) {
 				"videocodecid": 7.0, "audiodatarate": 160.0, "audiocodecid": 10.0,
 				"encoder": "obs-output module (libobs version 29.0.2)",
 			}},
-			want: core.StreamDetails{Width: 1920, Height: 1080, FrameRate: 29.97, VideoBitrate: 6000, VideoCodec: "H.264",
+			want: Details{Width: 1920, Height: 1080, FrameRate: 29.97, VideoBitrate: 6000, VideoCodec: "H.264",
 				AudioBitrate: 160, AudioCodec: "AAC", Encoder: "obs-output module (libobs version 29.0.2)"},
 		},
 		{
@@ -43,12 +41,12 @@ func TestParseMetadata(t *testing.T) {
 			payload: []any{"onMetaData", amf0.ECMAArray{
 				"width": 1280.0, "height": 720.0, "videoframerate": 60.0, "videocodecid": "avc1", "audiocodecid": "mp4a",
 			}},
-			want: core.StreamDetails{Width: 1280, Height: 720, FrameRate: 60, VideoCodec: "H.264", AudioCodec: "AAC"},
+			want: Details{Width: 1280, Height: 720, FrameRate: 60, VideoCodec: "H.264", AudioCodec: "AAC"},
 		},
 		{
 			name:    "HEVC is named, not hidden",
 			payload: []any{"onMetaData", amf0.ECMAArray{"videocodecid": 12.0}},
-			want:    core.StreamDetails{VideoCodec: "HEVC"},
+			want:    Details{VideoCodec: "HEVC"},
 		},
 		{name: "not onMetaData", payload: []any{"onCuePoint", amf0.ECMAArray{}}, wantErr: true},
 		{name: "not an object", payload: []any{"onMetaData", 1.0}, wantErr: true},

@@ -19,7 +19,6 @@ import (
 	rtmp "github.com/yutopp/go-rtmp"
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
 
-	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/video/flv"
 )
 
@@ -48,7 +47,7 @@ type Publish struct {
 // Session receives one publisher's media. Its methods are called from the
 // publisher's connection goroutine, in order.
 type Session interface {
-	Metadata(core.StreamDetails)
+	Metadata(Details)
 	WriteTag(flv.Tag)
 	// Close is called once, when the publisher has gone, saying how.
 	Close(Leave)
@@ -82,8 +81,8 @@ func (l Leave) String() string {
 
 // Handler starts sessions for accepted publishers.
 type Handler interface {
-	// Publish returns the session for p's media, or an error (such as
-	// core.ErrAlreadyLive) to refuse it.
+	// Publish returns the session for p's media, or an error to refuse
+	// it (as when a broadcast is already live); the error is logged.
 	Publish(p Publish) (Session, error)
 }
 

@@ -12,7 +12,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/core/testrig"
 	"github.com/starling-live/starling/video/flv"
 )
@@ -32,7 +31,7 @@ type recorder struct {
 
 type session struct {
 	mu     sync.Mutex
-	meta   []core.StreamDetails
+	meta   []Details
 	tags   []flv.Tag
 	closed bool
 	how    Leave
@@ -49,7 +48,7 @@ func (r *recorder) Publish(p Publish) (Session, error) {
 	return s, nil
 }
 
-func (s *session) Metadata(d core.StreamDetails) {
+func (s *session) Metadata(d Details) {
 	s.mu.Lock()
 	s.meta = append(s.meta, d)
 	s.mu.Unlock()
@@ -146,7 +145,7 @@ func TestBadPublishersAreRefusedWithAReason(t *testing.T) {
 		{"wrong key", "/live/wrong-key-456", h264aac, nil, "wrong stream key"},
 		{"wrong app", "/other/right-key-123", h264aac, nil, "wrong RTMP application"},
 		{"key as the app", "/right-key-123/x", h264aac, nil, "wrong RTMP application"},
-		{"handler refuses", "/live/right-key-123", h264aac, core.ErrAlreadyLive, "already live"},
+		{"handler refuses", "/live/right-key-123", h264aac, errors.New("a broadcast is already live"), "already live"},
 		{"H.263 video", "/live/right-key-123", []string{"-c:v", "flv1", "-c:a", "aac"}, nil, "Starling takes H.264"},
 		{"MP3 audio", "/live/right-key-123", []string{"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "libmp3lame"}, nil, "Starling takes AAC"},
 	}

@@ -112,7 +112,7 @@ func (p *Pipeline) Publish(pub ingest.Publish) (ingest.Session, error) {
 		video := p.deps.Settings.Get().Video
 		bc = &broadcast{video: video, b: p.deps.Packager.Begin(context.Background(), hls.Options{
 			PlaylistSegments: video.PlaylistSegments,
-			Bandwidths:       bandwidths(video.Variants),
+			Bandwidths:       bandwidths(transcodeVariants(video.Variants)),
 		})}
 		p.current = bc
 		log.Info("broadcast started", "variants", len(video.Variants))
@@ -163,7 +163,7 @@ func (p *Pipeline) startTranscoder(log *slog.Logger, bc *broadcast) *transcode.S
 			}
 			// Renditions that would come out the same from this source
 			// are made once.
-			variants := transcode.Effective(bc.video.Variants, src.Width, src.Height)
+			variants := transcode.Effective(transcodeVariants(bc.video.Variants), src.Width, src.Height)
 			bc.b.SetBandwidths(bandwidths(variants))
 			return transcode.Args(transcode.Job{
 				Codec:           bc.video.Codec,
@@ -244,7 +244,7 @@ func (p *Pipeline) Health() core.StreamHealth {
 // bandwidths are the peak bit rates of the transcoded variants, for the
 // master playlist (RFC 8216 4.3.4.2); ffmpeg's own estimate is kept for
 // passthrough, which only the publisher's encoder knows.
-func bandwidths(vs []core.Variant) []int {
+func bandwidths(vs []transcode.Variant) []int {
 	out := make([]int, len(vs))
 	for i, v := range vs {
 		if v.VideoPassthrough {
@@ -271,7 +271,7 @@ type session struct {
 	kick func()
 }
 
-func (s *session) Metadata(d core.StreamDetails) { s.p.deps.Stream.SetDetails(d) }
+func (s *session) Metadata(d ingest.Details) { s.p.deps.Stream.SetDetails(streamDetails(d)) }
 
 func (s *session) WriteTag(t flv.Tag) { s.t.WriteTag(t) }
 

@@ -9,13 +9,30 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/starling-live/starling/core"
 )
+
+// Variant is one output rendition, as ffmpeg is to make it.
+type Variant struct {
+	// Name is the admin's name for it; ffmpeg does not see it.
+	Name string
+	// VideoPassthrough copies the publisher's video untouched,
+	// AudioPassthrough its AAC audio.
+	VideoPassthrough, AudioPassthrough bool
+	// VideoBitrate and AudioBitrate are in kbit/s.
+	VideoBitrate, AudioBitrate int
+	// ScaledWidth and ScaledHeight scale the picture, never up; 0 keeps
+	// the aspect ratio from the other one, both 0 keep the source's size.
+	ScaledWidth, ScaledHeight int
+	// Framerate is the output frame rate.
+	Framerate int
+	// CPUUsageLevel picks the encoder preset, 0 (least CPU) to 4 (best
+	// picture per bit).
+	CPUUsageLevel int
+}
 
 // Job describes one ffmpeg run.
 type Job struct {
-	Variants       []core.Variant
+	Variants       []Variant
 	SegmentSeconds int
 	// HasAudio is whether the publisher sends audio; ffmpeg's HLS muxer
 	// needs to know, because var_stream_map names every stream.
@@ -106,7 +123,7 @@ func filterComplex(j Job) string {
 // videoFilter scales (never up, and to even sizes, as 4:2:0 needs), sets
 // the frame rate, and converts to the pixel format every H.264 decoder
 // plays, in the memory the encoder takes it from.
-func videoFilter(v core.Variant, codec string) string {
+func videoFilter(v Variant, codec string) string {
 	var f []string
 	switch {
 	case v.ScaledWidth > 0 && v.ScaledHeight > 0:
@@ -142,7 +159,7 @@ func orDefault(n, def int) int {
 	return def
 }
 
-func videoArgs(i int, v core.Variant, j Job) []string {
+func videoArgs(i int, v Variant, j Job) []string {
 	s := ":v:" + strconv.Itoa(i)
 	if v.VideoPassthrough {
 		return []string{"-map", "0:v:0", "-c" + s, "copy", "-b" + s, kbps(orDefault(j.SourceVideoKbps, unknownVideoKbps))}
@@ -155,7 +172,8 @@ func videoArgs(i int, v core.Variant, j Job) []string {
 	level := min(max(v.CPUUsageLevel, 0), 4)
 	switch codec {
 	case "libx264":
-		a = append(a, "-preset"+s, v.Preset(), "-tune"+s, "zerolatency", "-profile"+s, "high")
+		// The presets Owncast maps its CPU usage levels to.
+		a = append(a, "-preset"+s, []string{"ultrafast", "superfast", "veryfast", "faster", "fast"}[level], "-tune"+s, "zerolatency", "-profile"+s, "high")
 	case "h264_nvenc":
 		// p1 is the fastest preset, p7 the best; "ll" tunes for latency.
 		a = append(a, "-preset"+s, []string{"p1", "p2", "p4", "p5", "p7"}[level], "-tune"+s, "ll",
@@ -187,7 +205,7 @@ func videoArgs(i int, v core.Variant, j Job) []string {
 // it does not.
 func ProbeArgs(codec string) []string {
 	j := Job{Codec: codec, SegmentSeconds: 1}
-	v := core.Variant{ScaledHeight: 144, Framerate: 30, VideoBitrate: 300, CPUUsageLevel: 0}
+	v := Variant{ScaledHeight: 144, Framerate: 30, VideoBitrate: 300, CPUUsageLevel: 0}
 	a := []string{"-hide_banner", "-loglevel", "error", "-nostdin"}
 	if codec == "h264_vaapi" {
 		a = append(a, "-vaapi_device", vaapiDevice)
@@ -208,7 +226,7 @@ func (j Job) codec() string {
 	return j.Codec
 }
 
-func audioArgs(i int, v core.Variant, j Job) []string {
+func audioArgs(i int, v Variant, j Job) []string {
 	s := ":a:" + strconv.Itoa(i)
 	if v.AudioPassthrough {
 		return []string{"-map", "0:a:0", "-c" + s, "copy", "-b" + s, kbps(orDefault(j.SourceAudioKbps, unknownAudioKbps))}
@@ -222,8 +240,8 @@ func kbps(n int) string { return strconv.Itoa(n) + "k" }
 // and height h (0 if unknown): a small source is never scaled up, so a
 // variant asking for more keeps the source's size, and variants that then
 // come out the same are one (the first is kept).
-func Effective(vs []core.Variant, w, h int) []core.Variant {
-	var out []core.Variant
+func Effective(vs []Variant, w, h int) []Variant {
+	var out []Variant
 	for _, v := range vs {
 		if !v.VideoPassthrough && h > 0 && w > 0 {
 			switch {
@@ -233,7 +251,7 @@ func Effective(vs []core.Variant, w, h int) []core.Variant {
 				v.ScaledWidth = 0
 			}
 		}
-		if !slices.ContainsFunc(out, func(o core.Variant) bool { return sameOutput(o, v) }) {
+		if !slices.ContainsFunc(out, func(o Variant) bool { return sameOutput(o, v) }) {
 			out = append(out, v)
 		}
 	}
@@ -242,7 +260,7 @@ func Effective(vs []core.Variant, w, h int) []core.Variant {
 
 // sameOutput reports whether two variants make the same rendition,
 // whatever they are called.
-func sameOutput(a, b core.Variant) bool {
+func sameOutput(a, b Variant) bool {
 	a.Name, b.Name = "", ""
 	if a.AudioPassthrough {
 		a.AudioBitrate = 0

@@ -6,8 +6,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/starling-live/starling/core"
 )
 
 const out = "http://127.0.0.1:9/T/1-1/"
@@ -15,7 +13,8 @@ const out = "http://127.0.0.1:9/T/1-1/"
 // The golden command lines below are what ffmpeg runs; each was checked
 // by hand against ffmpeg 5.1 (and the default one end to end).
 func TestArgsGolden(t *testing.T) {
-	def := core.DefaultSettings().Video
+	// core's default variant, and its 2 s segments.
+	def := []Variant{{Name: "720p", AudioPassthrough: true, VideoBitrate: 2500, AudioBitrate: 128, ScaledHeight: 720, Framerate: 30, CPUUsageLevel: 2}}
 	tests := []struct {
 		name string
 		job  Job
@@ -23,7 +22,7 @@ func TestArgsGolden(t *testing.T) {
 	}{
 		{
 			name: "default transcode with audio passthrough",
-			job:  Job{Variants: def.Variants, SegmentSeconds: def.SegmentSeconds, HasAudio: true, OutputURL: out},
+			job:  Job{Variants: def, SegmentSeconds: 2, HasAudio: true, OutputURL: out},
 			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]scale=-2:'trunc(min(720,ih)/2)*2',fps=30,format=yuv420p[v0]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 veryfast -tune:v:0 zerolatency -profile:v:0 high" +
@@ -36,7 +35,7 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "passthrough",
 			job: Job{
-				Variants:       []core.Variant{{Name: "source", VideoPassthrough: true, AudioPassthrough: true}},
+				Variants:       []Variant{{Name: "source", VideoPassthrough: true, AudioPassthrough: true}},
 				SegmentSeconds: 4, HasAudio: true, OutputURL: out, SourceVideoKbps: 4500, SourceAudioKbps: 128,
 			},
 			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
@@ -48,7 +47,7 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "three variants, no audio",
 			job: Job{
-				Variants: []core.Variant{
+				Variants: []Variant{
 					{Name: "1080p", ScaledWidth: 1920, ScaledHeight: 1080, VideoBitrate: 6000, Framerate: 60, CPUUsageLevel: 4},
 					{Name: "480p", ScaledWidth: 854, VideoBitrate: 1200, Framerate: 30, CPUUsageLevel: 0},
 					{Name: "source", VideoPassthrough: true},
@@ -70,7 +69,7 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "audio re-encoded",
 			job: Job{
-				Variants:       []core.Variant{{Name: "360p", ScaledHeight: 360, VideoBitrate: 800, AudioBitrate: 96, Framerate: 25, CPUUsageLevel: 1}},
+				Variants:       []Variant{{Name: "360p", ScaledHeight: 360, VideoBitrate: 800, AudioBitrate: 96, Framerate: 25, CPUUsageLevel: 1}},
 				SegmentSeconds: 2, HasAudio: true, OutputURL: out,
 			},
 			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
@@ -96,10 +95,10 @@ func TestArgsGolden(t *testing.T) {
 // and 720p both come out 720p at the same rate: one rendition; 480p stays,
 // and so does a second 720p at another bit rate.
 func TestEffectiveMergesWhatComesOutTheSame(t *testing.T) {
-	v := func(name string, h, kbps int) core.Variant {
-		return core.Variant{Name: name, ScaledHeight: h, VideoBitrate: kbps, Framerate: 30, AudioPassthrough: true, CPUUsageLevel: 2}
+	v := func(name string, h, kbps int) Variant {
+		return Variant{Name: name, ScaledHeight: h, VideoBitrate: kbps, Framerate: 30, AudioPassthrough: true, CPUUsageLevel: 2}
 	}
-	in := []core.Variant{v("1080p", 1080, 2500), v("720p", 720, 2500), v("480p", 480, 1000), v("720p hq", 720, 4000)}
+	in := []Variant{v("1080p", 1080, 2500), v("720p", 720, 2500), v("480p", 480, 1000), v("720p hq", 720, 4000)}
 	got := Effective(in, 1280, 720)
 	var names []string
 	for _, g := range got {
@@ -117,7 +116,7 @@ func TestEffectiveMergesWhatComesOutTheSame(t *testing.T) {
 // options (checked against ffmpeg 5.1's help; no hardware here to run
 // them), and VA-API its device and the upload to it.
 func TestArgsHardwareEncoders(t *testing.T) {
-	v := []core.Variant{{Name: "720p", ScaledHeight: 720, VideoBitrate: 2500, Framerate: 30, CPUUsageLevel: 1, AudioPassthrough: true}}
+	v := []Variant{{Name: "720p", ScaledHeight: 720, VideoBitrate: 2500, Framerate: 30, CPUUsageLevel: 1, AudioPassthrough: true}}
 	for _, tc := range []struct {
 		codec string
 		want  []string
