@@ -16,7 +16,7 @@ import (
 type uploads interface {
 	Put(ctx context.Context, name string, data []byte) error
 	Get(ctx context.Context, name string) ([]byte, error)
-	Delete(ctx context.Context, name string) error
+	Delete(ctx context.Context, names ...string) error
 	// List names the files of a directory; none if it does not exist.
 	List(dir string) ([]string, error)
 }

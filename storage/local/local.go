@@ -10,7 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
+
+	"github.com/starling-live/starling/storage"
 )
 
 // Storage writes files under one directory. Writes are atomic: a reader
@@ -31,10 +32,10 @@ func New(dir string) (*Storage, error) {
 func (s *Storage) Dir() string { return s.dir }
 
 // path turns a slash-separated name into a path under the root, refusing
-// anything that would leave it.
+// anything that would leave it (storage.CheckName).
 func (s *Storage) path(name string) (string, error) {
-	if !fs.ValidPath(name) || name == "." || strings.Contains(name, `\`) {
-		return "", fmt.Errorf("invalid storage name %q", name)
+	if err := storage.CheckName(name); err != nil {
+		return "", err
 	}
 	return filepath.Join(s.dir, filepath.FromSlash(path.Clean(name))), nil
 }
@@ -101,16 +102,24 @@ func (s *Storage) List(dir string) ([]string, error) {
 	return names, nil
 }
 
-// Delete removes name; a missing file is not an error.
-func (s *Storage) Delete(_ context.Context, name string) error {
-	p, err := s.path(name)
-	if err != nil {
-		return err
+// Delete removes the named files; a missing one is not an error. It checks
+// every name before it removes any, so a bad name removes nothing.
+func (s *Storage) Delete(_ context.Context, names ...string) error {
+	paths := make([]string, len(names))
+	for i, name := range names {
+		p, err := s.path(name)
+		if err != nil {
+			return err
+		}
+		paths[i] = p
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	var errs []error
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Clear removes everything under the root, keeping the root itself.

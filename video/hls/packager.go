@@ -36,7 +36,7 @@ import (
 // paths relative to the HLS root, such as "0/seg-17.ts".
 type Storage interface {
 	Put(ctx context.Context, name string, data []byte) error
-	Delete(ctx context.Context, name string) error
+	Delete(ctx context.Context, names ...string) error
 	// Clear removes everything a previous broadcast left.
 	Clear(ctx context.Context) error
 }
