@@ -2,7 +2,8 @@
 # Installs what Starling needs on Debian or Ubuntu, skipping what is there.
 #   build/deps.sh run    ffmpeg, for the server
 #   build/deps.sh test   also Chromium (browser tests), Node.js and npm (web
-#                        build check) and staticcheck (into ./.bin)
+#                        build check), and into ./.bin staticcheck and
+#                        versitygw (the S3 server storage/s3's tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,4 +36,11 @@ fi
 if [ "$mode" = test ] && ! [ -x .bin/staticcheck ]; then
 	echo "Installing staticcheck..."
 	GOBIN="$PWD/.bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+# A real S3 server for storage/s3/s3test; about 1-3 minutes to build the
+# first time.
+if [ "$mode" = test ] && ! [ -x .bin/versitygw ]; then
+	echo "Installing versitygw..."
+	GOBIN="$PWD/.bin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 fi
