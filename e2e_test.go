@@ -279,7 +279,7 @@ func TestShutdownFinishesTheBroadcast(t *testing.T) {
 	if !contains(logs, "ffmpeg exited", "broadcast ended", "msg=stopped") {
 		t.Errorf("shutdown did not finish the broadcast:\n%s", logs)
 	}
-	pl, err := readLocalPlaylist(s.app.cfg.DataDir + "/hls/0/stream.m3u8")
+	pl, err := packagerPlaylist(s.app.packager, "0/stream.m3u8")
 	if err != nil || !pl.Closed {
 		t.Errorf("the playlist was not closed on shutdown (%v)", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/core/testrig"
+	"github.com/starling-live/starling/video/hls"
 )
 
 // TestMain lets the test binary run as the starling command itself, for
@@ -311,18 +313,22 @@ func ffprobe(t *testing.T, data []byte) probe {
 	return p
 }
 
-// readLocalPlaylist decodes a media playlist file.
-func readLocalPlaylist(path string) (*m3u8.MediaPlaylist, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
+// packagerPlaylist decodes the media playlist name as the packager
+// serves it, which it still does after the web server has stopped.
+func packagerPlaylist(p *hls.Packager, name string) (*m3u8.MediaPlaylist, error) {
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.URL.Path = name // as mounted, /hls/ stripped
+	p.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d %s", name, w.Code, w.Body)
 	}
-	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
+	pl, typ, err := m3u8.DecodeFrom(w.Body, true)
 	if err != nil {
 		return nil, err
 	}
 	if typ != m3u8.MEDIA {
-		return nil, fmt.Errorf("%s is not a media playlist", path)
+		return nil, fmt.Errorf("%s is not a media playlist", name)
 	}
 	return pl.(*m3u8.MediaPlaylist), nil
 }

@@ -348,14 +348,28 @@ func (a *app) start(ctx context.Context) error {
 	machine := hardware.New(cfg.DataDir)
 	machine.Start(context.WithoutCancel(ctx))
 	a.onStop("hardware stats", machine.Close)
-	a.packager = hls.New(hls.Deps{Logger: log.With("component", "hls"), Storage: hlsStore})
+	hlsFiles, err := os.OpenRoot(hlsStore.Dir())
+	if err != nil {
+		return fmt.Errorf("open the HLS directory: %w", err)
+	}
+	a.onStop("HLS directory", hlsFiles.Close)
+	a.packager = hls.New(hls.Deps{Logger: log.With("component", "hls"), Storage: hlsStore, Files: hlsFiles.FS()})
+	// The thumbnails and the tracker's swarms follow what is published.
+	a.thumbnails = thumbnail.New(thumbnail.Deps{
+		Logger: log.With("component", "thumbnail"),
+		FFmpeg: ffmpeg,
+		Store:  thumbStore,
+	})
+	a.packager.AddListener(a.thumbnails)
+	swarms := tracker.NewAllowlist(controllers.SwarmID)
+	a.packager.AddListener(swarms)
 	if err := a.packager.Start(ctx); err != nil {
 		return err
 	}
 	a.onStop("packager", a.packager.Close)
 	a.tracker = tracker.New(tracker.Deps{
 		Logger:   log.With("component", "tracker"),
-		Allowed:  tracker.NewAllowlist(controllers.SwarmID, a.packager).Allowed,
+		Allowed:  swarms.Allowed,
 		ClientIP: webserver.ClientIP,
 	})
 	a.tracker.Start(context.WithoutCancel(ctx))
@@ -457,7 +471,7 @@ func (a *app) start(ctx context.Context) error {
 		Logger:         log.With("component", "http"),
 		Handlers:       handlers,
 		Admin:          secrets,
-		HLSDir:         hlsStore.Dir(),
+		HLS:            a.packager,
 		ThumbnailDir:   thumbStore.Dir(),
 		PublicDir:      filepath.Join(cfg.DataDir, "public"),
 		Web:            static.Web(),
@@ -491,12 +505,6 @@ func (a *app) start(ctx context.Context) error {
 		err := a.ingest.Close()
 		a.pipeline.Wait()
 		return err
-	})
-	a.thumbnails = thumbnail.New(thumbnail.Deps{
-		Logger: log.With("component", "thumbnail"),
-		FFmpeg: ffmpeg,
-		Source: a.packager,
-		Store:  thumbStore,
 	})
 	a.thumbnails.Start(context.WithoutCancel(ctx))
 	a.onStop("thumbnails", a.thumbnails.Close)

@@ -13,80 +13,9 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/starling-live/starling/storage"
 )
-
-// hlsTypes are the files /hls/ serves, with their content types and
-// caching: playlists change with every segment, segments never change
-// (their names are never reused).
-var hlsTypes = map[string]struct{ contentType, cacheControl string }{
-	".m3u8": {"application/vnd.apple.mpegurl", "no-cache"},
-	".ts":   {"video/mp2t", "public, max-age=31536000, immutable"},
-	".json": {"application/json", "no-cache"}, // segment hashes
-}
-
-// hlsFiles serves the published stream from its directory: only stream
-// files, never a listing, never outside the directory (os.Root refuses
-// "..", absolute paths and symlinks that leave it).
-type hlsFiles struct {
-	root *os.Root
-}
-
-func (h *hlsFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Players on other sites may embed the stream.
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		w.Header().Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-		w.Header().Set("Access-Control-Allow-Headers", "Range")
-		w.Header().Set("Access-Control-Max-Age", "86400")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	default:
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	name := r.URL.Path
-	typ, ok := hlsTypes[path.Ext(name)]
-	if !ok || !cleanName(name) {
-		http.NotFound(w, r)
-		return
-	}
-	f, err := h.root.Open(name)
-	if err != nil {
-		if name == "stream.m3u8" {
-			http.Error(w, "the stream is offline", http.StatusNotFound)
-			return
-		}
-		http.NotFound(w, r)
-		return
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", typ.contentType)
-	w.Header().Set("Cache-Control", typ.cacheControl)
-	w.Header().Set("Access-Control-Expose-Headers", "Content-Length, Content-Range")
-	http.ServeContent(w, r, "", st.ModTime(), f)
-}
-
-// cleanName accepts only plain relative paths: no "..", ".", empty or
-// backslashed elements, no control characters.
-func cleanName(name string) bool {
-	if !fs.ValidPath(name) || name == "." {
-		return false
-	}
-	for _, c := range name {
-		if c < 0x20 || c == 0x7f || c == '\\' || c == ':' {
-			return false
-		}
-	}
-	return true
-}
 
 // thumbnail serves the latest still of the stream.
 type thumbnail struct {
@@ -226,7 +155,7 @@ type publicFiles struct {
 
 func (p *publicFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Path
-	if !cleanName(name) {
+	if storage.CheckName(name) != nil {
 		http.NotFound(w, r)
 		return
 	}

@@ -33,7 +33,7 @@ func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
 		Admin:        password("the-admin-password"),
 		Tracker:      http.NotFoundHandler(),
 		Chat:         http.NotFoundHandler(),
-		HLSDir:       filepath.Join(dir, "hls"),
+		HLS:          http.NotFoundHandler(),
 		ThumbnailDir: filepath.Join(dir, "thumbs"),
 		PublicDir:    filepath.Join(dir, "public"),
 		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},

@@ -26,8 +26,8 @@ type Deps struct {
 	Logger   *slog.Logger
 	Handlers *controllers.Handlers
 	Admin    adminAuth
-	// HLSDir holds the published stream, served at /hls/.
-	HLSDir string
+	// HLS serves the published stream under /hls/ (the prefix stripped).
+	HLS http.Handler
 	// ThumbnailDir holds thumbnail.jpg.
 	ThumbnailDir string
 	// PublicDir holds the admin's own files, served at /public/.
@@ -65,7 +65,7 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("create the public directory: %w", err)
 	}
 	for _, dir := range []struct{ name, path string }{
-		{"HLS", d.HLSDir}, {"thumbnail", d.ThumbnailDir}, {"public", d.PublicDir},
+		{"thumbnail", d.ThumbnailDir}, {"public", d.PublicDir},
 	} {
 		root, err := os.OpenRoot(dir.path)
 		if err != nil {
@@ -74,7 +74,7 @@ func New(d Deps) (*Server, error) {
 		}
 		s.roots = append(s.roots, root)
 	}
-	hlsRoot, thumbRoot, publicRoot := s.roots[0], s.roots[1], s.roots[2]
+	thumbRoot, publicRoot := s.roots[0], s.roots[1]
 	web, err := newStaticFiles(d.Web)
 	if err != nil {
 		s.closeRoots()
@@ -124,7 +124,7 @@ func New(d Deps) (*Server, error) {
 	// Integrations: bots with an access token, from any origin.
 	mux.Handle(integrationsPrefix, integrationsHandler(d.Logger, d.Bots, h))
 	mux.HandleFunc("/api/", apiNotFound)
-	mux.Handle("/hls/", http.StripPrefix("/hls/", &hlsFiles{root: hlsRoot}))
+	mux.Handle("/hls/", http.StripPrefix("/hls/", d.HLS))
 	mux.Handle("GET /thumbnail.jpg", &thumbnail{root: thumbRoot})
 	mux.Handle("/", web)
 

@@ -2,43 +2,58 @@
 //
 // ffmpeg PUTs its segments and playlists to the Packager over loopback
 // HTTP. The Packager stores each segment once it is complete and listed by
-// ffmpeg, then writes its own playlists with github.com/grafov/m3u8: a
-// stable media sequence that runs on across ffmpeg restarts (marked with
-// EXT-X-DISCONTINUITY), EXT-X-PROGRAM-DATE-TIME on every segment, a sliding
-// window, and the removal of segments that have left it.
+// ffmpeg, then publishes its own playlists, built with
+// github.com/grafov/m3u8: a stable media sequence that runs on across
+// ffmpeg restarts (marked with EXT-X-DISCONTINUITY),
+// EXT-X-PROGRAM-DATE-TIME on every segment, a sliding window, and the
+// removal of segments that have left it.
+//
+// Segments go to storage, the local disk, from which the Packager serves
+// them. Playlists and hash lists change with every segment and are served
+// from memory (handler.go).
 package hls
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafov/m3u8"
 )
 
-// Storage is where the stream is published. Names are slash-separated
-// paths relative to the HLS root, such as "0/seg-17.ts".
+// Storage is where segments are stored. Names are slash-separated paths
+// relative to the HLS root, such as "0/seg-17.ts".
 type Storage interface {
 	Put(ctx context.Context, name string, data []byte) error
+	// Delete removes the named objects; a missing one is not an error.
 	Delete(ctx context.Context, names ...string) error
 	// Clear removes everything a previous broadcast left.
 	Clear(ctx context.Context) error
+}
+
+// Listener learns what the Packager publishes. Its methods run on the
+// Packager's goroutines: they must return at once.
+type Listener interface {
+	// SegmentPublished is called once a segment has joined its playlist,
+	// in order within each rendition.
+	SegmentPublished(Segment)
+	// RenditionsChanged is called when the master playlist's variants
+	// change; a call may arrive after a newer one (compare Version).
+	RenditionsChanged(Renditions)
 }
 
 // MasterPlaylist is the name of the master playlist, served at
@@ -47,8 +62,11 @@ const MasterPlaylist = "stream.m3u8"
 
 // Deps are what a Packager needs.
 type Deps struct {
-	Logger  *slog.Logger
+	Logger *slog.Logger
+	// Storage is the local disk.
 	Storage Storage
+	// Files are Storage's files, read to serve segments.
+	Files fs.FS
 	// Now is the clock (time.Now); media sequence numbers derive from it.
 	Now func() time.Time
 }
@@ -57,6 +75,7 @@ type Deps struct {
 type Packager struct {
 	log     *slog.Logger
 	storage Storage
+	files   fs.FS
 	now     func() time.Time
 	// token authenticates ffmpeg's requests. The receiver listens on
 	// loopback, where every local process can reach it: only processes of
@@ -66,16 +85,25 @@ type Packager struct {
 	srv   *http.Server
 	ln    net.Listener
 	serve chan error
+	// listeners are added before Start and read-only after.
+	listeners []Listener
 
-	// mu guards the fields below and serialises publishing.
+	// published are the playlists and hash lists viewers get, replaced
+	// whole on every change, so that serving them takes no lock.
+	published atomic.Pointer[map[string]*memFile]
+	// renditions are the published master playlist's variants.
+	renditions atomic.Pointer[Renditions]
+	// wg counts every broadcast's publishers and stores.
+	wg sync.WaitGroup
+
+	// mu guards the fields below and every Broadcast's state. Storage is
+	// never written under it: a slow disk holds up the publication of its
+	// own segments, nothing else.
 	mu      sync.Mutex
 	ids     int
+	version uint64
+	closed  bool
 	current *Broadcast
-	latest  Segment
-	// renditions are the published master playlist's variants; version
-	// changes whenever they do.
-	renditions []Rendition
-	version    uint64
 }
 
 // Rendition is a variant as the published master playlist announces it.
@@ -88,12 +116,19 @@ type Rendition struct {
 	Height    int
 }
 
-// Renditions returns the variants of the published master playlist (none
-// while offline) and a version that changes when they do.
-func (p *Packager) Renditions() ([]Rendition, uint64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.renditions, p.version
+// Renditions are the variants of the published master playlist (none
+// while offline), with a version that grows whenever they change.
+type Renditions struct {
+	List    []Rendition
+	Version uint64
+}
+
+// Renditions returns the published variants. It takes no lock.
+func (p *Packager) Renditions() Renditions {
+	if r := p.renditions.Load(); r != nil {
+		return *r
+	}
+	return Renditions{}
 }
 
 // SegmentHashes is the name of each variant's list of segment SHA-256
@@ -103,19 +138,26 @@ const SegmentHashes = "segments.json"
 
 // Segment is a published segment.
 type Segment struct {
-	// Name is the segment's storage name.
-	Name string
+	// Rendition is the index of its variant.
+	Rendition int
+	// Name is the segment's storage name; URI is what its playlist names.
+	Name, URI string
 	// Data is the segment itself; never modify it.
 	Data []byte
 }
 
-// New returns a Packager. Start it before use.
+// New returns a Packager. Add its listeners, then Start it.
 func New(d Deps) *Packager {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Packager{log: d.Logger, storage: d.Storage, now: d.Now, token: rand.Text()}
+	p := &Packager{log: d.Logger, storage: d.Storage, files: d.Files, now: d.Now, token: rand.Text()}
+	p.published.Store(&map[string]*memFile{})
+	return p
 }
+
+// AddListener adds l; call it before Start.
+func (p *Packager) AddListener(l Listener) { p.listeners = append(p.listeners, l) }
 
 // Start clears what an earlier run left in storage and starts the receiver
 // on a loopback port.
@@ -140,25 +182,26 @@ func (p *Packager) Start(ctx context.Context) error {
 // complaint about a URL), for logging.
 func (p *Packager) Redact(s string) string { return strings.ReplaceAll(s, p.token, "TOKEN") }
 
-// Close stops the receiver after the requests in flight.
+// Close stops the receiver after the requests in flight, then lets the
+// segments it took reach storage.
 func (p *Packager) Close() error {
-	if p.srv == nil {
-		return nil
+	var err error
+	if p.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = p.srv.Shutdown(ctx)
+		if serr := <-p.serve; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := p.srv.Shutdown(ctx)
-	if serr := <-p.serve; !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
-}
-
-// Latest returns the newest segment of the first variant, if any.
-func (p *Packager) Latest() (Segment, bool) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.latest, p.latest.Data != nil
+	p.closed = true
+	if p.current != nil {
+		p.current.stop()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return err
 }
 
 // Options shape a broadcast's playlists.
@@ -174,10 +217,13 @@ type Options struct {
 
 // Begin starts publishing a new broadcast, removing the previous one.
 func (p *Packager) Begin(ctx context.Context, o Options) *Broadcast {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if err := p.storage.Clear(ctx); err != nil {
 		p.log.Error("could not remove the previous broadcast's segments", "err", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.current != nil {
+		p.current.stop()
 	}
 	p.ids++
 	b := &Broadcast{
@@ -191,7 +237,7 @@ func (p *Packager) Begin(ctx context.Context, o Options) *Broadcast {
 		firstSeq: uint64(p.now().UnixMilli() / 100),
 	}
 	p.current = b
-	p.latest = Segment{}
+	p.published.Store(&map[string]*memFile{})
 	p.setRenditions(nil)
 	return b
 }
@@ -208,19 +254,31 @@ type Broadcast struct {
 	runs     int // runs handed out by NextRunURL
 	variants []*variant
 	master   *m3u8.MasterPlaylist // ffmpeg's, of the newest run
-	written  []byte               // the master playlist as last stored
-	ended    bool
+	written  []byte               // the master playlist as last published
+	// stopped is set when no more segments will be queued: the variants'
+	// publishers return once their queues are empty.
+	stopped bool
+	ended   bool
 }
 
 // variant is one rendition's state.
 type variant struct {
 	index int
-	// ffmpeg's segments of the current run that are not published yet,
-	// by ffmpeg's index: bodies that arrived and entries of its playlist.
-	// A segment is published when it has both, in index order.
+	// ffmpeg's segments of the current run that are not queued yet, by
+	// ffmpeg's index: bodies that arrived and entries of its playlist.
+	// A segment is queued when it has both, in index order.
 	bodies  map[int][]byte
 	listed  map[int]listing
 	nextIdx int
+	// queue holds the segments being stored, oldest first; the
+	// publisher takes them from the head once stored, so they join the
+	// playlist in order. wake tells it there is more; done is closed when
+	// it has returned.
+	queue []*job
+	wake  chan struct{}
+	done  chan struct{}
+	// slots bounds the segments of this rendition stored at once.
+	slots chan struct{}
 	// published playlist state
 	window        []*m3u8.MediaSegment // listed, oldest first
 	retired       []string             // left the window, still stored
@@ -228,7 +286,7 @@ type variant struct {
 	nextSeq       uint64
 	discSeq       uint64
 	target        float64
-	discontinuity bool // the next segment starts a new ffmpeg run
+	discontinuity bool // the next segment starts a new ffmpeg run, or follows a lost one
 }
 
 type listing struct {
@@ -252,36 +310,62 @@ func (b *Broadcast) SetBandwidths(bw []int) {
 	b.opts.Bandwidths = bw
 }
 
-// End closes the playlists with EXT-X-ENDLIST, so players stop at the last
-// segment, and withdraws the master playlist, so new players see the
-// stream is offline.
+// End waits for the segments ffmpeg has sent to be published, then closes
+// the playlists with EXT-X-ENDLIST, so players stop at the last segment,
+// and withdraws the master playlist, so new players see the stream is
+// offline.
 func (b *Broadcast) End(ctx context.Context) {
 	p := b.p
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if b.ended {
+		p.mu.Unlock()
 		return
 	}
 	b.ended = true
-	if p.current == b {
-		p.current = nil
+	b.stop()
+	variants := b.variants
+	p.mu.Unlock()
+	for _, v := range variants {
+		select {
+		case <-v.done:
+		case <-ctx.Done():
+		}
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.current != b {
+		return
+	}
+	p.current = nil
 	for _, v := range b.variants {
 		if len(v.window) > 0 {
-			b.writePlaylist(ctx, v, true)
+			b.writePlaylist(v, true)
 		}
 	}
 	if b.written != nil {
-		if err := p.storage.Delete(ctx, MasterPlaylist); err != nil {
-			p.log.Error("could not withdraw the master playlist", "err", err)
-		}
+		p.unpublish(MasterPlaylist)
 		p.setRenditions(nil)
 	}
 }
 
-func (p *Packager) setRenditions(rs []Rendition) {
-	p.renditions = rs
+// stop queues no more segments and lets the publishers return once they
+// have published what is queued. p.mu is held.
+func (b *Broadcast) stop() {
+	if b.stopped {
+		return
+	}
+	b.stopped = true
+	for _, v := range b.variants {
+		signal(v.wake)
+	}
+}
+
+// setRenditions publishes rs under a new version. p.mu is held.
+func (p *Packager) setRenditions(rs []Rendition) Renditions {
 	p.version++
+	r := Renditions{List: rs, Version: p.version}
+	p.renditions.Store(&r)
+	return r
 }
 
 // errStale refuses output of a run or broadcast that has been superseded.
@@ -321,7 +405,7 @@ func (p *Packager) receive(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "incomplete body", http.StatusBadRequest)
 		return
 	}
-	if err := p.accept(r.Context(), parts[1], parts[2:], body); err != nil {
+	if err := p.accept(parts[1], parts[2:], body); err != nil {
 		status := http.StatusBadRequest
 		switch {
 		case errors.Is(err, errStale):
@@ -337,7 +421,7 @@ func (p *Packager) receive(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusCreated)
 }
 
-func (p *Packager) accept(ctx context.Context, runID string, rest []string, body []byte) error {
+func (p *Packager) accept(runID string, rest []string, body []byte) error {
 	bid, run, err := parseRunID(runID)
 	if err != nil {
 		return err
@@ -370,7 +454,7 @@ func (p *Packager) accept(ctx context.Context, runID string, rest []string, body
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	b := p.current
-	if b == nil || b.id != bid || run < b.run {
+	if b == nil || b.id != bid || run < b.run || b.stopped {
 		return errStale
 	}
 	if run > b.runs {
@@ -385,7 +469,9 @@ func (p *Packager) accept(ctx context.Context, runID string, rest []string, body
 			return errors.New("master playlist in a variant directory")
 		}
 		b.master = pl
-		b.writeMaster(ctx)
+		if r, changed := b.writeMaster(); changed {
+			p.wg.Go(func() { p.renditionsChanged(r) })
+		}
 		return nil
 	case *m3u8.MediaPlaylist:
 		if idx == -1 {
@@ -397,7 +483,7 @@ func (p *Packager) accept(ctx context.Context, runID string, rest []string, body
 				v.listed[n] = listing{duration: s.Duration, pdt: s.ProgramDateTime}
 			}
 		}
-		b.publish(ctx, v)
+		b.enqueue(v)
 		return nil
 	}
 	n, ok := segmentIndex(file)
@@ -408,7 +494,7 @@ func (p *Packager) accept(ctx context.Context, runID string, rest []string, body
 	if n >= v.nextIdx {
 		v.bodies[n] = body
 	}
-	b.publish(ctx, v)
+	b.enqueue(v)
 	return nil
 }
 
@@ -445,162 +531,39 @@ func (b *Broadcast) newRun(run int) {
 	b.run = run
 	for _, v := range b.variants {
 		v.bodies, v.listed, v.nextIdx = map[int][]byte{}, map[int]listing{}, 0
-		v.discontinuity = len(v.window) > 0
+		v.discontinuity = v.discontinuity || len(v.window) > 0 || len(v.queue) > 0
 	}
 }
 
+// segmentsInFlight bounds how many segments of one rendition are stored
+// at once: a slow store takes the next segment while the last is still
+// being written, and publication stays in order.
+const segmentsInFlight = 3
+
+// variant returns variant i, starting the publishers of the variants it
+// adds. p.mu is held.
 func (b *Broadcast) variant(i int) *variant {
 	for len(b.variants) <= i {
-		b.variants = append(b.variants, &variant{
+		v := &variant{
 			index:   len(b.variants),
 			bodies:  map[int][]byte{},
 			listed:  map[int]listing{},
 			hashes:  map[string]string{},
 			nextSeq: b.firstSeq,
-		})
+			wake:    make(chan struct{}, 1),
+			done:    make(chan struct{}),
+			slots:   make(chan struct{}, segmentsInFlight),
+		}
+		b.variants = append(b.variants, v)
+		b.p.wg.Go(func() { b.publisher(v) })
 	}
 	return b.variants[i]
 }
 
-// publish stores, in order, the segments that are both complete and listed,
-// then rewrites the playlist. A segment is always stored before a playlist
-// names it.
-func (b *Broadcast) publish(ctx context.Context, v *variant) {
-	p := b.p
-	published := false
-	for {
-		l, listed := v.listed[v.nextIdx]
-		data, complete := v.bodies[v.nextIdx]
-		if !listed || !complete {
-			break
-		}
-		delete(v.listed, v.nextIdx)
-		delete(v.bodies, v.nextIdx)
-		v.nextIdx++
-
-		seq := v.nextSeq
-		v.nextSeq++
-		uri := fmt.Sprintf("seg-%d.ts", seq)
-		name := fmt.Sprintf("%d/%s", v.index, uri)
-		if err := p.storage.Put(ctx, name, data); err != nil {
-			// Viewers skip the gap; the stream goes on.
-			p.log.Error("could not store a segment; viewers will skip it (is the disk full?)", "segment", name, "err", err)
-			v.discontinuity = true
-			continue
-		}
-		sum := sha256.Sum256(data)
-		v.hashes[uri] = hex.EncodeToString(sum[:])
-		pdt := l.pdt
-		if pdt.IsZero() {
-			pdt = p.now().Add(-time.Duration(l.duration * float64(time.Second)))
-		}
-		v.window = append(v.window, &m3u8.MediaSegment{
-			URI:             uri,
-			Duration:        l.duration,
-			ProgramDateTime: pdt.UTC(),
-			Discontinuity:   v.discontinuity,
-		})
-		v.discontinuity = false
-		v.target = max(v.target, math.Ceil(l.duration))
-		if v.index == 0 {
-			p.latest = Segment{Name: name, Data: data}
-		}
-		published = true
+// signal wakes the goroutine waiting on c, if it is not awake already.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
-	if !published {
-		return
-	}
-	for len(v.window) > b.opts.PlaylistSegments {
-		old := v.window[0]
-		v.window = v.window[1:]
-		if old.Discontinuity {
-			v.discSeq++
-		}
-		v.retired = append(v.retired, fmt.Sprintf("%d/%s", v.index, old.URI))
-	}
-	for len(v.retired) > b.opts.PlaylistSegments {
-		if err := p.storage.Delete(ctx, v.retired[0]); err != nil {
-			p.log.Warn("could not remove an old segment", "segment", v.retired[0], "err", err)
-		}
-		delete(v.hashes, path.Base(v.retired[0]))
-		v.retired = v.retired[1:]
-	}
-	// The hashes go out before the playlist naming the new segment: a
-	// viewer never meets a segment it cannot check.
-	b.writeHashes(ctx, v)
-	b.writePlaylist(ctx, v, false)
-	b.writeMaster(ctx)
-}
-
-// writeHashes stores v's list of segment hashes.
-func (b *Broadcast) writeHashes(ctx context.Context, v *variant) {
-	raw, err := json.Marshal(v.hashes)
-	if err != nil {
-		b.p.log.Error("could not encode segment hashes", "err", err)
-		return
-	}
-	name := fmt.Sprintf("%d/%s", v.index, SegmentHashes)
-	if err := b.p.storage.Put(ctx, name, raw); err != nil {
-		b.p.log.Error("could not store segment hashes", "list", name, "err", err)
-	}
-}
-
-// writePlaylist stores v's media playlist.
-func (b *Broadcast) writePlaylist(ctx context.Context, v *variant, closed bool) {
-	pl, err := m3u8.NewMediaPlaylist(0, uint(len(v.window)))
-	if err != nil {
-		b.p.log.Error("could not build a playlist", "err", err)
-		return
-	}
-	pl.SeqNo = v.nextSeq - uint64(len(v.window))
-	pl.DiscontinuitySeq = v.discSeq
-	pl.TargetDuration = v.target
-	for _, s := range v.window {
-		c := *s // AppendSegment writes SeqId
-		if err := pl.AppendSegment(&c); err != nil {
-			b.p.log.Error("could not build a playlist", "err", err)
-			return
-		}
-	}
-	if closed {
-		pl.Close()
-	}
-	name := fmt.Sprintf("%d/%s", v.index, MasterPlaylist)
-	if err := b.p.storage.Put(ctx, name, pl.Encode().Bytes()); err != nil {
-		b.p.log.Error("could not store a playlist", "playlist", name, "err", err)
-	}
-}
-
-// writeMaster stores the master playlist once every variant it lists has a
-// media playlist, so a player never follows a link to nothing.
-func (b *Broadcast) writeMaster(ctx context.Context) {
-	if b.master == nil || len(b.master.Variants) == 0 {
-		return
-	}
-	m := m3u8.NewMasterPlaylist()
-	m.SetIndependentSegments(true)
-	var rs []Rendition
-	for i, fv := range b.master.Variants {
-		if i >= len(b.variants) || len(b.variants[i].window) == 0 {
-			return
-		}
-		params := fv.VariantParams
-		if i < len(b.opts.Bandwidths) && b.opts.Bandwidths[i] > 0 {
-			params.Bandwidth = uint32(b.opts.Bandwidths[i])
-		}
-		m.Append(fmt.Sprintf("%d/%s", i, MasterPlaylist), nil, params)
-		r := Rendition{Bandwidth: int(params.Bandwidth), Codecs: params.Codecs}
-		fmt.Sscanf(params.Resolution, "%dx%d", &r.Width, &r.Height)
-		rs = append(rs, r)
-	}
-	raw := m.Encode().Bytes()
-	if bytes.Equal(raw, b.written) {
-		return
-	}
-	if err := b.p.storage.Put(ctx, MasterPlaylist, raw); err != nil {
-		b.p.log.Error("could not store the master playlist", "err", err)
-		return
-	}
-	b.written = bytes.Clone(raw)
-	b.p.setRenditions(rs)
 }

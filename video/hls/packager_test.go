@@ -10,9 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,7 +46,12 @@ func newPackagerClock(t *testing.T) (*Packager, string, *clock) {
 	}
 	// Leftovers of an earlier run must go at start.
 	os.WriteFile(filepath.Join(dir, "stale.ts"), []byte("old"), 0o644)
-	p := New(Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Storage: st, Now: c.now})
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	p := New(Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Storage: st, Files: root.FS(), Now: c.now})
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +122,26 @@ func segmentBody(v, n int) []byte {
 	return []byte(fmt.Sprintf("variant %d segment %d", v, n))
 }
 
-func readPlaylist(t *testing.T, dir, name string) *m3u8.MediaPlaylist {
+// get fetches name from the packager's HLS handler: the status and body.
+func get(t *testing.T, p *Packager, name string) (int, []byte) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatalf("read %s: %v", name, err)
+	w := httptest.NewRecorder()
+	// As mounted: the prefix /hls/ stripped.
+	http.StripPrefix("/hls/", p).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/hls/"+name, nil))
+	return w.Code, w.Body.Bytes()
+}
+
+// published reports whether name is served.
+func published(t *testing.T, p *Packager, name string) bool {
+	code, _ := get(t, p, name)
+	return code == http.StatusOK
+}
+
+func readPlaylist(t *testing.T, p *Packager, name string) *m3u8.MediaPlaylist {
+	t.Helper()
+	code, b := get(t, p, name)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", name, code, b)
 	}
 	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
 	if err != nil || typ != m3u8.MEDIA {
@@ -128,26 +150,47 @@ func readPlaylist(t *testing.T, dir, name string) *m3u8.MediaPlaylist {
 	return pl.(*m3u8.MediaPlaylist)
 }
 
+// waitPlaylist polls until the playlist name lists a segment whose URI
+// ends in last, and returns it. Segments are published once stored, after
+// ffmpeg's PUT has been answered.
+func waitPlaylist(t *testing.T, p *Packager, name string, ok func(*m3u8.MediaPlaylist) bool) *m3u8.MediaPlaylist {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if published(t, p, name) {
+			if pl := readPlaylist(t, p, name); ok(pl) {
+				return pl
+			}
+		}
+		if time.Now().After(deadline) {
+			code, b := get(t, p, name)
+			t.Fatalf("%s never became what the test waits for: %d\n%s", name, code, b)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func hasSegments(n int) func(*m3u8.MediaPlaylist) bool {
+	return func(pl *m3u8.MediaPlaylist) bool { return len(pl.GetAllSegments()) == n }
+}
+
 func TestSegmentIsListedOnlyOnceCompleteAndListedByFFmpeg(t *testing.T) {
-	p, dir := newPackager(t)
+	p, _ := newPackager(t)
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 
 	// ffmpeg 5.1 may PUT the playlist naming a segment before the
 	// segment's own upload has finished.
 	f.playlist(0, 0, false)
-	if _, err := os.Stat(filepath.Join(dir, "0/stream.m3u8")); !os.IsNotExist(err) {
+	if published(t, p, "0/stream.m3u8") {
 		t.Fatal("a playlist was published before its segment had arrived")
 	}
 	f.segment(0, 0)
-	pl := readPlaylist(t, dir, "0/stream.m3u8")
+	pl := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
 	segs := pl.GetAllSegments()
-	if len(segs) != 1 {
-		t.Fatalf("playlist has %d segments, want 1", len(segs))
-	}
-	got, err := os.ReadFile(filepath.Join(dir, "0", segs[0].URI))
-	if err != nil || !bytes.Equal(got, segmentBody(0, 0)) {
-		t.Fatalf("segment %s: %q, %v", segs[0].URI, got, err)
+	code, got := get(t, p, "0/"+segs[0].URI)
+	if code != http.StatusOK || !bytes.Equal(got, segmentBody(0, 0)) {
+		t.Fatalf("segment %s: %d %q", segs[0].URI, code, got)
 	}
 	if segs[0].ProgramDateTime.IsZero() {
 		t.Error("segment has no EXT-X-PROGRAM-DATE-TIME")
@@ -155,31 +198,31 @@ func TestSegmentIsListedOnlyOnceCompleteAndListedByFFmpeg(t *testing.T) {
 
 	// A segment that arrived but is not listed yet is not published.
 	f.segment(0, 1)
-	if n := len(readPlaylist(t, dir, "0/stream.m3u8").GetAllSegments()); n != 1 {
+	if n := len(readPlaylist(t, p, "0/stream.m3u8").GetAllSegments()); n != 1 {
 		t.Errorf("an unlisted segment was published (%d segments)", n)
 	}
 	f.playlist(0, 1, false)
-	if n := len(readPlaylist(t, dir, "0/stream.m3u8").GetAllSegments()); n != 2 {
-		t.Errorf("playlist has %d segments after the listing, want 2", n)
-	}
+	waitPlaylist(t, p, "0/stream.m3u8", hasSegments(2))
 }
 
 func TestMasterWaitsForEveryVariant(t *testing.T) {
-	p, dir := newPackager(t)
+	p, _ := newPackager(t)
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3, Bandwidths: []int{2_000_000, 0}})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 
 	f.segment(0, 0)
 	f.playlist(0, 0, false)
 	f.master(2)
-	if _, err := os.Stat(filepath.Join(dir, MasterPlaylist)); !os.IsNotExist(err) {
+	waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
+	if published(t, p, MasterPlaylist) {
 		t.Fatal("the master playlist was published before variant 1 had a playlist")
 	}
 	f.segment(1, 0)
 	f.playlist(1, 0, false)
-	raw, err := os.ReadFile(filepath.Join(dir, MasterPlaylist))
-	if err != nil {
-		t.Fatalf("no master playlist once every variant had one: %v", err)
+	waitPlaylist(t, p, "1/stream.m3u8", hasSegments(1))
+	code, raw := get(t, p, MasterPlaylist)
+	if code != http.StatusOK {
+		t.Fatalf("no master playlist once every variant had one: %d", code)
 	}
 	var m m3u8.MasterPlaylist
 	if err := m.DecodeFrom(bytes.NewReader(raw), true); err != nil {
@@ -194,19 +237,19 @@ func TestMasterWaitsForEveryVariant(t *testing.T) {
 	if m.Variants[0].Codecs != "avc1.64001e,mp4a.40.2" || m.Variants[0].Resolution != "640x360" {
 		t.Errorf("codecs or resolution lost: %+v", m.Variants[0].VariantParams)
 	}
-	rs, v1 := p.Renditions()
+	r1 := p.Renditions()
 	want := []Rendition{{2_000_000, "avc1.64001e,mp4a.40.2", 640, 360}, {75900, "avc1.64001e,mp4a.40.2", 640, 360}}
-	if fmt.Sprint(rs) != fmt.Sprint(want) {
-		t.Errorf("renditions %+v, want %+v", rs, want)
+	if fmt.Sprint(r1.List) != fmt.Sprint(want) {
+		t.Errorf("renditions %+v, want %+v", r1.List, want)
 	}
 	b.End(context.Background())
-	if rs, v2 := p.Renditions(); rs != nil || v2 == v1 {
-		t.Errorf("after the end: renditions %+v, version %d -> %d", rs, v1, v2)
+	if r2 := p.Renditions(); r2.List != nil || r2.Version <= r1.Version {
+		t.Errorf("after the end: renditions %+v, version %d -> %d", r2.List, r1.Version, r2.Version)
 	}
 }
 
 func TestSequenceRunsOnAcrossRestartsWithDiscontinuity(t *testing.T) {
-	p, dir := newPackager(t)
+	p, _ := newPackager(t)
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 4})
 	run1 := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 	for i := range 2 {
@@ -224,12 +267,8 @@ func TestSequenceRunsOnAcrossRestartsWithDiscontinuity(t *testing.T) {
 		t.Errorf("output of a superseded run answered %d, want 410", code)
 	}
 
-	pl := readPlaylist(t, dir, "0/stream.m3u8")
-	segs := pl.GetAllSegments()
-	if len(segs) != 4 {
-		t.Fatalf("%d segments, want 4", len(segs))
-	}
-	for i, s := range segs {
+	pl := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(4))
+	for i, s := range pl.GetAllSegments() {
 		if want := fmt.Sprintf("seg-%d.ts", pl.SeqNo+uint64(i)); s.URI != want {
 			t.Errorf("segment %d is %s, want %s: the sequence must run on", i, s.URI, want)
 		}
@@ -243,7 +282,12 @@ func TestSequenceRunsOnAcrossRestartsWithDiscontinuity(t *testing.T) {
 		run2.segment(0, i)
 		run2.playlist(0, i, false)
 	}
-	if pl := readPlaylist(t, dir, "0/stream.m3u8"); pl.DiscontinuitySeq != 1 {
+	last := pl.SeqNo + 6
+	waitPlaylist(t, p, "0/stream.m3u8", func(pl *m3u8.MediaPlaylist) bool {
+		segs := pl.GetAllSegments()
+		return segs[len(segs)-1].URI == fmt.Sprintf("seg-%d.ts", last)
+	})
+	if pl := readPlaylist(t, p, "0/stream.m3u8"); pl.DiscontinuitySeq != 1 {
 		t.Errorf("EXT-X-DISCONTINUITY-SEQUENCE = %d, want 1", pl.DiscontinuitySeq)
 	}
 }
@@ -256,11 +300,22 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 		f.segment(0, i)
 		f.playlist(0, i, false)
 	}
-	pl := readPlaylist(t, dir, "0/stream.m3u8")
+	// End waits for every segment to be published, and for the removals.
+	b.End(context.Background())
+	pl := readPlaylist(t, p, "0/stream.m3u8")
 	if n := len(pl.GetAllSegments()); n != 3 {
 		t.Errorf("playlist lists %d segments, want 3", n)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "0", "seg-*.ts"))
+	var files []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Old segments are removed beside publication, not before it.
+		files, _ = filepath.Glob(filepath.Join(dir, "0", "seg-*.ts"))
+		if len(files) <= 6 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	// 3 listed + 3 retired for players a little behind.
 	if len(files) != 6 {
 		t.Errorf("%d segment files kept, want 6: %v", len(files), files)
@@ -274,10 +329,7 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 	}
 
 	// The hash list covers exactly the stored segments, with their SHA-256.
-	raw, err := os.ReadFile(filepath.Join(dir, "0", SegmentHashes))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, raw := get(t, p, "0/"+SegmentHashes)
 	var hashes map[string]string
 	if err := json.Unmarshal(raw, &hashes); err != nil {
 		t.Fatalf("%s: %v", raw, err)
@@ -294,21 +346,43 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 	}
 }
 
+// segments records the published segments.
+type segments struct {
+	mu   sync.Mutex
+	segs []Segment
+}
+
+func (s *segments) SegmentPublished(seg Segment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.segs = append(s.segs, seg)
+}
+
+func (s *segments) RenditionsChanged(Renditions) {}
+
+func (s *segments) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, seg := range s.segs {
+		out = append(out, seg.Name)
+	}
+	return out
+}
+
 func TestEndClosesPlaylistsAndWithdrawsMaster(t *testing.T) {
-	p, dir, clock := newPackagerClock(t)
+	p, _, clock := newPackagerClock(t)
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 	f.segment(0, 0)
 	f.playlist(0, 0, false)
 	f.master(1)
-	if _, ok := p.Latest(); !ok {
-		t.Error("Latest has no segment")
-	}
 	b.End(context.Background())
-	if !readPlaylist(t, dir, "0/stream.m3u8").Closed {
-		t.Error("the playlist has no EXT-X-ENDLIST after the broadcast ended")
+	pl := readPlaylist(t, p, "0/stream.m3u8")
+	if !pl.Closed || len(pl.GetAllSegments()) != 1 {
+		t.Errorf("after the end: the playlist must list the segment sent before it and EXT-X-ENDLIST:\n%s", pl)
 	}
-	if _, err := os.Stat(filepath.Join(dir, MasterPlaylist)); !os.IsNotExist(err) {
+	if published(t, p, MasterPlaylist) {
 		t.Error("the master playlist is still published after the broadcast ended")
 	}
 	if code := f.put("0/seg-1.ts", []byte("late")); code != http.StatusGone {
@@ -316,17 +390,39 @@ func TestEndClosesPlaylistsAndWithdrawsMaster(t *testing.T) {
 	}
 
 	// The next broadcast starts clean, with higher sequence numbers.
-	first := readPlaylist(t, dir, "0/stream.m3u8").SeqNo
+	first := pl.SeqNo
 	clock.t = clock.t.Add(time.Second) // a broadcast of one 2 s segment lasted at least 1 s
 	b2 := p.Begin(context.Background(), Options{PlaylistSegments: 3})
-	if _, err := os.Stat(filepath.Join(dir, "0/stream.m3u8")); !os.IsNotExist(err) {
+	if published(t, p, "0/stream.m3u8") {
 		t.Error("the previous broadcast's playlist survived a new broadcast")
 	}
 	f2 := &fakeFFmpeg{t: t, base: b2.NextRunURL(), pdt: time.Now()}
 	f2.segment(0, 0)
 	f2.playlist(0, 0, false)
-	if next := readPlaylist(t, dir, "0/stream.m3u8").SeqNo; next <= first {
+	if next := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1)).SeqNo; next <= first {
 		t.Errorf("new broadcast's media sequence %d does not follow the old one's %d", next, first)
+	}
+}
+
+func TestListenersHearOfSegmentsInOrder(t *testing.T) {
+	p, _ := newPackager(t)
+	var got segments
+	p.AddListener(&got)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	// Bodies arrive out of order; the listing decides.
+	for _, i := range []int{1, 0, 3, 2} {
+		f.segment(0, i)
+	}
+	f.playlist(0, 3, false)
+	b.End(context.Background())
+	pl := readPlaylist(t, p, "0/stream.m3u8")
+	var want []string
+	for i := range 4 {
+		want = append(want, fmt.Sprintf("0/seg-%d.ts", pl.SeqNo-1+uint64(i)))
+	}
+	if fmt.Sprint(got.names()) != fmt.Sprint(want) {
+		t.Errorf("published %v, want %v", got.names(), want)
 	}
 }
 

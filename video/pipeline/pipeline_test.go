@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,7 +46,8 @@ type rig struct {
 	pipeline *Pipeline
 	stream   *core.Stream
 	hlsDir   string
-	rtmpURL  string // rtmp://127.0.0.1:PORT/live/KEY
+	hls      http.Handler // the packager, serving the stream
+	rtmpURL  string       // rtmp://127.0.0.1:PORT/live/KEY
 	logs     *testrig.LogBuffer
 }
 
@@ -86,7 +88,12 @@ func startRig(t *testing.T, video core.VideoSettings) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	packager := hls.New(hls.Deps{Logger: log.With("component", "hls"), Storage: hlsStore})
+	files, err := os.OpenRoot(hlsStore.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { files.Close() })
+	packager := hls.New(hls.Deps{Logger: log.With("component", "hls"), Storage: hlsStore, Files: files.FS()})
 	if err := packager.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +108,7 @@ func startRig(t *testing.T, video core.VideoSettings) *rig {
 	srv := ingest.New(ingest.Deps{Logger: log.With("component", "rtmp"), Keys: keys(streamKey), Handler: p})
 	srv.Start(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &rig{pipeline: p, stream: stream, hlsDir: hlsStore.Dir(), logs: logs,
+	return &rig{pipeline: p, stream: stream, hlsDir: hlsStore.Dir(), hls: packager, logs: logs,
 		rtmpURL: "rtmp://" + ln.Addr().String() + "/" + ingest.App + "/" + streamKey}
 }
 

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,7 +66,7 @@ func (w *watcher) close() {
 
 func (w *watcher) poll() {
 	online := w.r.stream.Status().Online
-	pl := readPlaylist(w.r.hlsDir)
+	pl := readPlaylist(w.r.hls)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.polls++
@@ -99,11 +101,18 @@ func (w *watcher) newest() uint64 {
 	return n
 }
 
-func readPlaylist(dir string) *m3u8.MediaPlaylist {
-	b, err := os.ReadFile(filepath.Join(dir, "0", "stream.m3u8"))
-	if err != nil {
+// readPlaylist fetches the first variant's playlist from the packager,
+// as a viewer does; nil if there is none.
+func readPlaylist(hls http.Handler) *m3u8.MediaPlaylist {
+	w := httptest.NewRecorder()
+	// Mounted with /hls/ stripped.
+	hreq := httptest.NewRequest(http.MethodGet, "/", nil)
+	hreq.URL.Path = "0/stream.m3u8"
+	hls.ServeHTTP(w, hreq)
+	if w.Code != http.StatusOK {
 		return nil
 	}
+	b := w.Body.Bytes()
 	pl, typ, err := m3u8.DecodeFrom(bytes.NewReader(b), true)
 	if err != nil || typ != m3u8.MEDIA {
 		return nil
@@ -222,7 +231,7 @@ func TestGonePublisherGoesOffline(t *testing.T) {
 			testrig.Eventually(t, 30*time.Second, "the stream to go offline", func() (bool, string) {
 				return !r.stream.Status().Online, "online"
 			})
-			pl := readPlaylist(r.hlsDir)
+			pl := readPlaylist(r.hls)
 			if pl == nil || !pl.Closed {
 				t.Fatalf("the playlist after the broadcast ended: %+v", pl)
 			}

@@ -1,5 +1,5 @@
 // Package thumbnail keeps a still of the live stream, refreshed every few
-// seconds from the newest segment: the player's poster, and later the
+// seconds from the newest published segment: the player's poster, and later the
 // picture of link previews and go-live posts.
 package thumbnail
 
@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/starling-live/starling/video/hls"
@@ -18,10 +19,6 @@ import (
 
 // Name is the thumbnail's storage name, served at /thumbnail.jpg.
 const Name = "thumbnail.jpg"
-
-type source interface {
-	Latest() (hls.Segment, bool)
-}
 
 type store interface {
 	Put(ctx context.Context, name string, data []byte) error
@@ -32,27 +29,48 @@ type Deps struct {
 	Logger *slog.Logger
 	// FFmpeg is the ffmpeg executable.
 	FFmpeg string
-	Source source
 	Store  store
-	// Interval between refreshes (5 s).
+	// Interval is the least time between refreshes (5 s).
 	Interval time.Duration
 }
 
-// Generator refreshes the thumbnail while segments keep coming.
+// Generator refreshes the thumbnail while segments keep coming. It is an
+// hls.Listener: each new segment of the first rendition is a candidate.
 type Generator struct {
 	log    *slog.Logger
 	deps   Deps
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// latest is the newest segment not made into a thumbnail yet; fresh
+	// tells the loop there is one.
+	latest atomic.Pointer[hls.Segment]
+	fresh  chan struct{}
 }
+
+var _ hls.Listener = (*Generator)(nil)
 
 // New returns a Generator.
 func New(d Deps) *Generator {
 	if d.Interval == 0 {
 		d.Interval = 5 * time.Second
 	}
-	return &Generator{log: d.Logger, deps: d}
+	return &Generator{log: d.Logger, deps: d, fresh: make(chan struct{}, 1)}
 }
+
+// SegmentPublished takes a new segment of the first rendition.
+func (g *Generator) SegmentPublished(s hls.Segment) {
+	if s.Rendition != 0 {
+		return
+	}
+	g.latest.Store(&s)
+	select {
+	case g.fresh <- struct{}{}:
+	default:
+	}
+}
+
+// RenditionsChanged is of no interest to thumbnails.
+func (g *Generator) RenditionsChanged(hls.Renditions) {}
 
 // Start begins refreshing.
 func (g *Generator) Start(ctx context.Context) {
@@ -74,23 +92,29 @@ func (g *Generator) Close() error {
 }
 
 func (g *Generator) loop(ctx context.Context) {
-	t := time.NewTicker(g.deps.Interval)
+	// A new segment makes a thumbnail, at most one per Interval.
+	t := time.NewTimer(0)
 	defer t.Stop()
-	var last string
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		seg, ok := g.deps.Source.Latest()
-		if !ok || seg.Name == last {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.fresh:
+		}
+		seg := g.latest.Swap(nil)
+		if seg == nil {
+			t.Reset(0)
 			continue
 		}
-		last = seg.Name
 		if err := g.refresh(ctx, seg.Data); err != nil && ctx.Err() == nil {
 			g.log.Warn("could not make a thumbnail", "segment", seg.Name, "err", err)
 		}
+		t.Reset(g.deps.Interval)
 	}
 }
 

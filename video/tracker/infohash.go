@@ -3,6 +3,7 @@ package tracker
 import (
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/starling-live/starling/video/hls"
 )
@@ -36,38 +37,48 @@ func videoCodecs(codecs string) []string {
 	return out
 }
 
-type renditionSource interface {
-	Renditions() ([]hls.Rendition, uint64)
-}
-
 // Allowlist accepts the info hashes of the renditions the stream
-// publishes now, as viewers with swarm id SwarmID derive them.
+// publishes now, as viewers with swarm id SwarmID derive them. It hears of
+// the renditions as an hls.Listener, so the announce path only loads a
+// pointer.
 type Allowlist struct {
 	swarmID string
-	src     renditionSource
+	hashes  atomic.Pointer[allowed]
+	// mu orders updates: a late one for older renditions is dropped.
+	mu sync.Mutex
+}
 
-	// mu guards the cache of the hashes of one version of the renditions.
-	mu      sync.Mutex
+type allowed struct {
 	version uint64
 	hashes  map[string]bool
 }
 
-// NewAllowlist returns an Allowlist over src's renditions.
-func NewAllowlist(swarmID string, src renditionSource) *Allowlist {
-	return &Allowlist{swarmID: swarmID, src: src}
+var _ hls.Listener = (*Allowlist)(nil)
+
+// NewAllowlist returns an Allowlist that accepts nothing until the first
+// renditions are published.
+func NewAllowlist(swarmID string) *Allowlist {
+	return &Allowlist{swarmID: swarmID}
 }
 
 // Allowed reports whether infoHash is one of the live stream's.
 func (a *Allowlist) Allowed(infoHash string) bool {
-	rs, v := a.src.Renditions()
+	cur := a.hashes.Load()
+	return cur != nil && cur.hashes[infoHash]
+}
+
+// RenditionsChanged takes the newly published renditions.
+func (a *Allowlist) RenditionsChanged(rs hls.Renditions) {
+	next := &allowed{version: rs.Version, hashes: make(map[string]bool, len(rs.List))}
+	for _, r := range rs.List {
+		next.hashes[InfoHash(a.swarmID, r)] = true
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.hashes == nil || v != a.version {
-		a.hashes = make(map[string]bool, len(rs))
-		for _, r := range rs {
-			a.hashes[InfoHash(a.swarmID, r)] = true
-		}
-		a.version = v
+	if cur := a.hashes.Load(); cur == nil || cur.version < rs.Version {
+		a.hashes.Store(next)
 	}
-	return a.hashes[infoHash]
 }
+
+// SegmentPublished is of no interest to the allowlist.
+func (a *Allowlist) SegmentPublished(hls.Segment) {}

@@ -29,24 +29,22 @@ func TestInfoHashMatchesP2PMediaLoader(t *testing.T) {
 	}
 }
 
-type fakeRenditions struct {
-	rs      []hls.Rendition
-	version uint64
-}
-
-func (f *fakeRenditions) Renditions() ([]hls.Rendition, uint64) { return f.rs, f.version }
-
 func TestAllowlistFollowsTheMasterPlaylist(t *testing.T) {
-	src := &fakeRenditions{}
-	a := NewAllowlist("starling", src)
+	a := NewAllowlist("starling")
 	if a.Allowed("eohKZ9lJmAenOJz37SRJ") {
 		t.Error("allowed while offline")
 	}
-	src.rs, src.version = []hls.Rendition{{Bandwidth: 2910000, Codecs: "avc1.64001e,mp4a.40.2", Width: 640, Height: 360}}, 1
+	live := hls.Renditions{List: []hls.Rendition{{Bandwidth: 2910000, Codecs: "avc1.64001e,mp4a.40.2", Width: 640, Height: 360}}, Version: 2}
+	a.RenditionsChanged(live)
 	if !a.Allowed("eohKZ9lJmAenOJz37SRJ") || a.Allowed("ROHzfVUWnd20UNAGj+GG") {
 		t.Error("allowlist does not match the renditions")
 	}
-	src.rs, src.version = nil, 2
+	// A late event for older renditions changes nothing.
+	a.RenditionsChanged(hls.Renditions{Version: 1})
+	if !a.Allowed("eohKZ9lJmAenOJz37SRJ") {
+		t.Error("an older version replaced the newer renditions")
+	}
+	a.RenditionsChanged(hls.Renditions{Version: 3})
 	if a.Allowed("eohKZ9lJmAenOJz37SRJ") {
 		t.Error("still allowed after the stream ended")
 	}

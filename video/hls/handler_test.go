@@ -1,0 +1,165 @@
+package hls
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const secret = "TOP SECRET: outside the HLS directory"
+
+// newServedPackager serves a packager with one published segment, its
+// directory next to a secret file and with symlinks pointing at it.
+func newServedPackager(t *testing.T) (*httptest.Server, string) {
+	t.Helper()
+	p, dir := newPackager(t)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	f.segment(0, 0)
+	f.playlist(0, 0, false)
+	f.master(1)
+	uri := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1)).GetAllSegments()[0].URI
+
+	top := filepath.Dir(dir)
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.MkdirAll(filepath.Join(top, "private"), 0o755)
+	write(filepath.Join(top, "secret.ts"), secret)
+	write(filepath.Join(top, "private", "secret.ts"), secret)
+	write(filepath.Join(top, "secret.m3u8"), secret)
+	os.Symlink(filepath.Join(top, "secret.ts"), filepath.Join(dir, "escape.ts"))
+	os.Symlink(filepath.Join(top, "private"), filepath.Join(dir, "link"))
+
+	ts := httptest.NewServer(http.StripPrefix("/hls/", p))
+	t.Cleanup(ts.Close)
+	return ts, "/hls/0/" + uri
+}
+
+// rawGet sends the request line exactly as given: a Go client would clean
+// the path first, an attacker's would not.
+func rawGet(t *testing.T, ts *httptest.Server, method, target string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", method, target)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func TestHandlerRefusesHostilePaths(t *testing.T) {
+	ts, seg := newServedPackager(t)
+	for _, target := range []string{
+		"/hls/../secret.ts",
+		"/hls/%2e%2e/secret.ts",
+		"/hls/%2E%2E%2Fsecret.ts",
+		"/hls/..%2fsecret.ts",
+		"/hls/0/..%2f..%2fsecret.ts",
+		"/hls/0/%2e%2e/%2e%2e/secret.ts",
+		"/hls/..%5csecret.ts",
+		"/hls/0%5c..%5c..%5csecret.ts",
+		"/hls//secret.ts",
+		"/hls/%2fsecret.ts",
+		"/hls/./../secret.m3u8",
+		"/hls/escape.ts",      // symlink to a file outside
+		"/hls/link/secret.ts", // symlink to a directory outside
+		"/hls/%00.ts",         // NUL
+		seg + "%00.m3u8",      // NUL to cut an extension check
+		"/hls/stream.m3u8/",   // a file as a directory
+		"/hls/",               // no listings
+		"/hls/0/",
+		"/hls/0",
+		"/hls/0/seg-1.txt", // not a stream file
+		"/hls/secret.ts",   // not there
+	} {
+		resp, body := rawGet(t, ts, http.MethodGet, target)
+		if resp.StatusCode == http.StatusOK || strings.Contains(body, "TOP SECRET") {
+			t.Errorf("GET %s: %d %q: must not be served", target, resp.StatusCode, body)
+		}
+		if resp.StatusCode >= 500 {
+			t.Errorf("GET %s: %d: hostile input must not cause a server error", target, resp.StatusCode)
+		}
+	}
+}
+
+func TestHandlerServesStreamFiles(t *testing.T) {
+	ts, seg := newServedPackager(t)
+	tests := []struct {
+		path, contentType, cacheControl, body string
+	}{
+		{"/hls/stream.m3u8", "application/vnd.apple.mpegurl", "no-cache", "#EXTM3U"},
+		{"/hls/0/stream.m3u8", "application/vnd.apple.mpegurl", "no-cache", "#EXTM3U"},
+		{"/hls/0/segments.json", "application/json", "no-cache", "{"},
+		{seg, "video/mp2t", "public, max-age=31536000, immutable", string(segmentBody(0, 0))},
+	}
+	for _, tt := range tests {
+		resp, err := http.Get(ts.URL + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), tt.body) {
+			t.Errorf("GET %s: %d %q", tt.path, resp.StatusCode, body)
+		}
+		for h, want := range map[string]string{
+			"Content-Type":                tt.contentType,
+			"Cache-Control":               tt.cacheControl,
+			"Access-Control-Allow-Origin": "*",
+		} {
+			if got := resp.Header.Get(h); got != want {
+				t.Errorf("GET %s: %s = %q, want %q", tt.path, h, got, want)
+			}
+		}
+	}
+
+	// A player that polls the playlist gets 304 until it changes.
+	resp, err := http.Get(ts.URL + "/hls/0/stream.m3u8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/hls/0/stream.m3u8", nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("Etag"))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotModified {
+		t.Errorf("conditional GET of an unchanged playlist: %v %v, want 304", resp.Status, err)
+	}
+
+	// Players fetch byte ranges, and ask for CORS preflights.
+	req, _ = http.NewRequest(http.MethodGet, ts.URL+seg, nil)
+	req.Header.Set("Range", "bytes=2-4")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || string(body) != string(segmentBody(0, 0)[2:5]) {
+		t.Errorf("range request: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := rawGet(t, ts, http.MethodOptions, seg); resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Methods") == "" {
+		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp, _ := rawGet(t, ts, http.MethodPost, seg); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d, want 405", resp.StatusCode)
+	}
+}
