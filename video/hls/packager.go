@@ -8,9 +8,10 @@
 // EXT-X-PROGRAM-DATE-TIME on every segment, a sliding window, and the
 // removal of segments that have left it.
 //
-// Segments go to storage, the local disk, from which the Packager serves
-// them. Playlists and hash lists change with every segment and are served
-// from memory (handler.go).
+// Segments go to storage: the local disk, from which the Packager serves
+// them itself, or a remote store such as an S3 bucket, from which viewers
+// fetch them (store.go). Playlists and hash lists change with every segment
+// and are served from memory (handler.go).
 package hls
 
 import (
@@ -45,6 +46,14 @@ type Storage interface {
 	Clear(ctx context.Context) error
 }
 
+// Remote is a storage viewers fetch segments from directly: a bucket,
+// usually behind a CDN.
+type Remote interface {
+	Storage
+	// URL is where viewers fetch name.
+	URL(name string) string
+}
+
 // Listener learns what the Packager publishes. Its methods run on the
 // Packager's goroutines: they must return at once.
 type Listener interface {
@@ -63,12 +72,19 @@ const MasterPlaylist = "stream.m3u8"
 // Deps are what a Packager needs.
 type Deps struct {
 	Logger *slog.Logger
-	// Storage is the local disk.
+	// Storage is the local disk. Segments of a broadcast without a
+	// remote store go there, and so do those of one whose remote store is
+	// failing: viewers then fetch them from this server.
 	Storage Storage
 	// Files are Storage's files, read to serve segments.
 	Files fs.FS
 	// Now is the clock (time.Now); media sequence numbers derive from it.
 	Now func() time.Time
+	// MaxBacklogBytes caps the segments kept on local disk for a remote
+	// store that is down, once they have left the playlists (1 GiB).
+	MaxBacklogBytes int64
+	// UploadTimeout bounds one upload to a remote store (10 s).
+	UploadTimeout time.Duration
 }
 
 // Packager receives ffmpeg's output and publishes the stream.
@@ -77,6 +93,7 @@ type Packager struct {
 	storage Storage
 	files   fs.FS
 	now     func() time.Time
+	limits  limits
 	// token authenticates ffmpeg's requests. The receiver listens on
 	// loopback, where every local process can reach it: only processes of
 	// this user get past the listener (ownerListener), and of those only
@@ -93,17 +110,28 @@ type Packager struct {
 	published atomic.Pointer[map[string]*memFile]
 	// renditions are the published master playlist's variants.
 	renditions atomic.Pointer[Renditions]
-	// wg counts every broadcast's publishers and stores.
+	// wg counts every broadcast's publishers, stores and uploaders.
 	wg sync.WaitGroup
 
 	// mu guards the fields below and every Broadcast's state. Storage is
-	// never written under it: a slow disk holds up the publication of its
-	// own segments, nothing else.
+	// never written under it: a slow disk or bucket holds up the
+	// publication of its own segments, nothing else.
 	mu      sync.Mutex
 	ids     int
 	version uint64
 	closed  bool
 	current *Broadcast
+	// sink uploads the current broadcast's segments to its remote store;
+	// nil without one. The previous broadcast's is finished by Begin.
+	sink *sink
+}
+
+type limits struct {
+	maxBacklog    int64
+	uploadTimeout time.Duration
+	// maxBackoff is the longest wait between tries of a failing remote
+	// store (30 s).
+	maxBackoff time.Duration
 }
 
 // Rendition is a variant as the published master playlist announces it.
@@ -151,7 +179,14 @@ func New(d Deps) *Packager {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	p := &Packager{log: d.Logger, storage: d.Storage, files: d.Files, now: d.Now, token: rand.Text()}
+	l := limits{maxBacklog: d.MaxBacklogBytes, uploadTimeout: d.UploadTimeout, maxBackoff: 30 * time.Second}
+	if l.maxBacklog == 0 {
+		l.maxBacklog = 1 << 30
+	}
+	if l.uploadTimeout == 0 {
+		l.uploadTimeout = 10 * time.Second
+	}
+	p := &Packager{log: d.Logger, storage: d.Storage, files: d.Files, now: d.Now, limits: l, token: rand.Text()}
 	p.published.Store(&map[string]*memFile{})
 	return p
 }
@@ -183,7 +218,7 @@ func (p *Packager) Start(ctx context.Context) error {
 func (p *Packager) Redact(s string) string { return strings.ReplaceAll(s, p.token, "TOKEN") }
 
 // Close stops the receiver after the requests in flight, then lets the
-// segments it took reach storage.
+// segments it took reach storage and stops the uploads.
 func (p *Packager) Close() error {
 	var err error
 	if p.srv != nil {
@@ -196,10 +231,16 @@ func (p *Packager) Close() error {
 	}
 	p.mu.Lock()
 	p.closed = true
-	if p.current != nil {
-		p.current.stop()
+	b, s := p.current, p.sink
+	if b != nil {
+		b.stop()
 	}
 	p.mu.Unlock()
+	if s != nil {
+		// What is still waiting for the bucket stays on disk, and is
+		// cleared with the rest at the next start.
+		s.finish(false)
+	}
 	p.wg.Wait()
 	return err
 }
@@ -213,6 +254,8 @@ type Options struct {
 	// Bandwidths, in bit/s, replace ffmpeg's estimates in the master
 	// playlist; a missing or zero entry keeps ffmpeg's.
 	Bandwidths []int
+	// Remote, if set, is where the broadcast's segments go (see Remote).
+	Remote Remote
 }
 
 // Begin starts publishing a new broadcast, removing the previous one.
@@ -225,11 +268,19 @@ func (p *Packager) Begin(ctx context.Context, o Options) *Broadcast {
 	if p.current != nil {
 		p.current.stop()
 	}
+	prev := p.sink
+	p.sink = nil
+	if o.Remote != nil {
+		p.sink = p.newSink(o.Remote, prev)
+	} else if prev != nil {
+		p.wg.Go(func() { prev.finish(true) })
+	}
 	p.ids++
 	b := &Broadcast{
 		p:    p,
 		id:   p.ids,
 		opts: o,
+		sink: p.sink,
 		// Media sequence numbers start at the broadcast's start time in
 		// tenths of a second. Segments last at least a second, so numbers
 		// never repeat across broadcasts or restarts: segment URLs stay
@@ -248,6 +299,7 @@ type Broadcast struct {
 	id       int
 	opts     Options
 	firstSeq uint64
+	sink     *sink // nil without a remote store
 
 	// The fields below are guarded by p.mu.
 	run      int // newest run that has sent output
@@ -536,8 +588,8 @@ func (b *Broadcast) newRun(run int) {
 }
 
 // segmentsInFlight bounds how many segments of one rendition are stored
-// at once: a slow store takes the next segment while the last is still
-// being written, and publication stays in order.
+// at once: a slow bucket takes the next segment while the last is still
+// uploading, and publication stays in order.
 const segmentsInFlight = 3
 
 // variant returns variant i, starting the publishers of the variants it

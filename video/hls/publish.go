@@ -23,7 +23,7 @@ type job struct {
 	// done is closed once the store has finished; the fields below are
 	// set before it is.
 	done chan struct{}
-	uri  string // what the playlist names, relative to the playlist
+	uri  string // what the playlist names: the remote URL, or the name relative to the playlist
 	hash string // SHA-256 hex of data
 	err  error  // the segment could not be stored anywhere
 }
@@ -55,18 +55,27 @@ func (b *Broadcast) enqueue(v *variant) {
 	}
 }
 
-// store puts j's segment in storage. It runs outside p.mu.
+// store puts j's segment in the broadcast's remote store if it has one
+// that works, else on local disk, where it waits for the remote store to
+// come back. It runs outside p.mu.
 func (b *Broadcast) store(v *variant, j *job) {
 	defer close(j.done)
 	v.slots <- struct{}{}
 	defer func() { <-v.slots }()
 	sum := sha256.Sum256(j.data)
 	j.hash = hex.EncodeToString(sum[:])
+	if b.sink != nil && b.sink.upload(j.name, j.data) {
+		j.uri = b.sink.remote.URL(j.name)
+		return
+	}
 	if err := b.p.storage.Put(context.Background(), j.name, j.data); err != nil {
 		j.err = err
 		return
 	}
 	j.uri = path.Base(j.name)
+	if b.sink != nil {
+		b.sink.defer_(j.name, j.data)
+	}
 }
 
 // publisher adds v's stored segments to its playlist, in order, until the
@@ -169,11 +178,15 @@ func (b *Broadcast) retire(v *variant, n int) {
 		v.retired = v.retired[1:]
 	}
 	if len(gone) > 0 {
-		p.wg.Go(func() {
-			if err := p.storage.Delete(context.Background(), gone...); err != nil {
-				p.log.Warn("could not remove old segments", "segments", gone, "err", err)
-			}
-		})
+		if b.sink != nil {
+			b.sink.expire(gone...)
+		} else {
+			p.wg.Go(func() {
+				if err := p.storage.Delete(context.Background(), gone...); err != nil {
+					p.log.Warn("could not remove old segments", "segments", gone, "err", err)
+				}
+			})
+		}
 	}
 }
 

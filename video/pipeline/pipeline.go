@@ -40,6 +40,10 @@ type Deps struct {
 	Packager packager
 	// FFmpeg is the ffmpeg executable.
 	FFmpeg string
+	// Remote, if set, says where a new broadcast's segments go: a remote
+	// store (an S3 bucket), or nil for the local disk. A change of
+	// storage applies from the next broadcast.
+	Remote func() hls.Remote
 	// ReconnectGrace is how long a broadcast whose publisher dropped
 	// without a word stays live for it to come back (3 s). OBS reconnects
 	// within seconds of a network blip; viewers' buffers hold longer.
@@ -110,12 +114,16 @@ func (p *Pipeline) Publish(pub ingest.Publish) (ingest.Session, error) {
 			return nil, err
 		}
 		video := p.deps.Settings.Get().Video
-		bc = &broadcast{video: video, b: p.deps.Packager.Begin(context.Background(), hls.Options{
+		opts := hls.Options{
 			PlaylistSegments: video.PlaylistSegments,
 			Bandwidths:       bandwidths(transcodeVariants(video.Variants)),
-		})}
+		}
+		if p.deps.Remote != nil {
+			opts.Remote = p.deps.Remote()
+		}
+		bc = &broadcast{video: video, b: p.deps.Packager.Begin(context.Background(), opts)}
 		p.current = bc
-		log.Info("broadcast started", "variants", len(video.Variants))
+		log.Info("broadcast started", "variants", len(video.Variants), "storage", storageName(opts.Remote))
 	} else {
 		p.deps.Stream.Replace(who)
 		close(bc.joined)
@@ -239,6 +247,13 @@ func (p *Pipeline) Health() core.StreamHealth {
 	}
 	h.Warnings = core.HealthWarnings(h, want)
 	return h
+}
+
+func storageName(r hls.Remote) string {
+	if r == nil {
+		return "local"
+	}
+	return "remote"
 }
 
 // bandwidths are the peak bit rates of the transcoded variants, for the
