@@ -142,24 +142,32 @@ export function saveShareChoice(storage, on) {
 // ---------------------------------------------------------------- integrity
 
 // segmentListLocation maps a segment URL to its file name and the URL of the
-// hash list beside it: /hls/0/seg-1.ts -> /hls/0/segments.json, "seg-1.ts".
-// null if the URL names no file.
-export function segmentListLocation(segmentUrl) {
+// hash list of its rendition: /hls/0/seg-1.ts -> /hls/0/segments.json,
+// "seg-1.ts". The server publishes the lists itself, so a segment served
+// from elsewhere (a bucket or CDN: another origin) has its list at
+// hlsBase + the segment's directory name + /segments.json. null if the
+// URL names no file.
+export function segmentListLocation(segmentUrl, hlsBase = globalThis.location && new URL('/hls/', globalThis.location.href).href) {
   let url;
   try {
     url = new URL(segmentUrl);
   } catch {
     return null;
   }
-  const raw = url.pathname.slice(url.pathname.lastIndexOf('/') + 1);
-  let name;
+  const parts = url.pathname.split('/');
+  let name, dir;
   try {
-    name = decodeURIComponent(raw);
+    name = decodeURIComponent(parts[parts.length - 1]);
+    dir = parts.length > 2 ? decodeURIComponent(parts[parts.length - 2]) : '';
   } catch {
     return null;
   }
   if (name === '' || name.includes('/')) return null;
-  return { listUrl: new URL('segments.json', url).href, name };
+  if (!hlsBase || new URL(hlsBase).origin === url.origin) {
+    return { listUrl: new URL('segments.json', url).href, name };
+  }
+  if (!/^[0-9]{1,2}$/.test(dir)) return null;
+  return { listUrl: new URL(dir + '/segments.json', hlsBase).href, name };
 }
 
 // sha256Hex hashes with WebCrypto where the page has it (secure contexts:

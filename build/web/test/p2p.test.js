@@ -155,6 +155,20 @@ describe('segmentListLocation', () => {
   for (const url of ['http://h/hls/0/', 'not a url', 'http://h/hls/0/%E0%A4%A', 'http://h/hls/0/a%2Fb.ts']) {
     it(`rejects ${url}`, () => assert.equal(p2p.segmentListLocation(url), null));
   }
+
+  // Segments from a bucket or CDN: the lists stay on the server.
+  const base = 'https://stream.example/hls/';
+  const remote = [
+    ['https://cdn.example/live/0/seg-17.ts', 'https://stream.example/hls/0/segments.json', 'seg-17.ts'],
+    ['https://bucket.s3.example/prefix/deep/2/seg-1.ts?X-Amz=1', 'https://stream.example/hls/2/segments.json', 'seg-1.ts'],
+    ['https://stream.example/hls/1/seg-5.ts', 'https://stream.example/hls/1/segments.json', 'seg-5.ts'],
+  ];
+  for (const [url, listUrl, name] of remote) {
+    it(`${url} (page at ${base})`, () => assert.deepEqual(p2p.segmentListLocation(url, base), { listUrl, name }));
+  }
+  for (const url of ['https://cdn.example/seg-1.ts', 'https://cdn.example/x/seg-1.ts', 'https://cdn.example/..%2F/seg-1.ts']) {
+    it(`rejects ${url} (page at ${base})`, () => assert.equal(p2p.segmentListLocation(url, base), null));
+  }
 });
 
 describe('sha256Hex', () => {
