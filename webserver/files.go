@@ -40,17 +40,27 @@ func (t *thumbnail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", st.ModTime(), f)
 }
 
-// pageCSP allows the page only its own scripts, styles and connections.
-// hls.js needs blob: for MediaSource and its worker.
-const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
-	"media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; " +
-	"base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+// pageCSP allows the page only its own scripts, styles and connections,
+// and the fetches of segments from where they are served (a bucket or CDN,
+// given as origins). hls.js needs blob: for MediaSource and its worker.
+func pageCSP(mediaOrigins []string) string {
+	connect := "'self'"
+	for _, o := range mediaOrigins {
+		connect += " " + o
+	}
+	return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+		"media-src 'self' blob:; worker-src 'self' blob:; connect-src " + connect + "; object-src 'none'; " +
+		"base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+}
 
 // staticFiles serves the embedded viewer page from memory. Bundles under
 // /assets/ carry a content hash in their names and are cached for good; the
 // rest is revalidated with an ETag. Text is gzipped once, at start.
 type staticFiles struct {
-	files map[string]staticFile
+	// mediaOrigins are where the page fetches segments from besides this
+	// server; nil means nowhere else.
+	mediaOrigins func() []string
+	files        map[string]staticFile
 	// modTime is the server's start: embedded files have none.
 	modTime time.Time
 }
@@ -63,8 +73,8 @@ type staticFile struct {
 // compressible are the extensions worth gzipping.
 var compressible = map[string]bool{".html": true, ".js": true, ".css": true, ".svg": true, ".txt": true, ".json": true}
 
-func newStaticFiles(fsys fs.FS) (*staticFiles, error) {
-	s := &staticFiles{files: map[string]staticFile{}, modTime: time.Now()}
+func newStaticFiles(fsys fs.FS, mediaOrigins func() []string) (*staticFiles, error) {
+	s := &staticFiles{mediaOrigins: mediaOrigins, files: map[string]staticFile{}, modTime: time.Now()}
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -130,7 +140,11 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "no-cache")
 	}
 	if path.Ext(name) == ".html" {
-		h.Set("Content-Security-Policy", pageCSP)
+		var origins []string
+		if s.mediaOrigins != nil {
+			origins = s.mediaOrigins()
+		}
+		h.Set("Content-Security-Policy", pageCSP(origins))
 	}
 	http.ServeContent(w, r, name, s.modTime, bytes.NewReader(body))
 }

@@ -132,3 +132,24 @@ func TestPageAndAssets(t *testing.T) {
 		}
 	}
 }
+
+func TestPageMayFetchSegmentsFromTheBucket(t *testing.T) {
+	web := fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}}
+	origins := []string{}
+	s, err := newStaticFiles(web, func() []string { return origins })
+	if err != nil {
+		t.Fatal(err)
+	}
+	csp := func() string {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		return w.Header().Get("Content-Security-Policy")
+	}
+	if got := csp(); !strings.Contains(got, "connect-src 'self';") {
+		t.Errorf("without a bucket: %q", got)
+	}
+	origins = []string{"https://cdn.example"}
+	if got := csp(); !strings.Contains(got, "connect-src 'self' https://cdn.example;") {
+		t.Errorf("with segments on https://cdn.example: %q", got)
+	}
+}

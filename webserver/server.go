@@ -28,6 +28,9 @@ type Deps struct {
 	Admin    adminAuth
 	// HLS serves the published stream under /hls/ (the prefix stripped).
 	HLS http.Handler
+	// MediaOrigins, if set, are the origins besides this server that
+	// viewers fetch segments from (a bucket or CDN), for the page's CSP.
+	MediaOrigins func() []string
 	// ThumbnailDir holds thumbnail.jpg.
 	ThumbnailDir string
 	// PublicDir holds the admin's own files, served at /public/.
@@ -75,7 +78,7 @@ func New(d Deps) (*Server, error) {
 		s.roots = append(s.roots, root)
 	}
 	thumbRoot, publicRoot := s.roots[0], s.roots[1]
-	web, err := newStaticFiles(d.Web)
+	web, err := newStaticFiles(d.Web, d.MediaOrigins)
 	if err != nil {
 		s.closeRoots()
 		return nil, err
