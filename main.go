@@ -15,12 +15,15 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +39,7 @@ import (
 	"github.com/starling-live/starling/core/webhooks"
 	"github.com/starling-live/starling/static"
 	"github.com/starling-live/starling/storage/local"
+	"github.com/starling-live/starling/storage/s3"
 	"github.com/starling-live/starling/video/hls"
 	"github.com/starling-live/starling/video/ingest"
 	"github.com/starling-live/starling/video/pipeline"
@@ -367,6 +371,11 @@ func (a *app) start(ctx context.Context) error {
 		return err
 	}
 	a.onStop("packager", a.packager.Close)
+	// Where each broadcast's segments go: the settings say.
+	stores := &buckets{log: log.With("component", "s3"), settings: settings, secrets: secrets, local: hlsStore}
+	stores.SettingsChanged(nil, settings.Get())
+	settings.AddListener(stores)
+	a.onStop("S3 client", stores.close)
 	a.tracker = tracker.New(tracker.Deps{
 		Logger:   log.With("component", "tracker"),
 		Allowed:  swarms.Allowed,
@@ -424,6 +433,7 @@ func (a *app) start(ctx context.Context) error {
 		Settings: settings,
 		Packager: a.packager,
 		FFmpeg:   ffmpeg,
+		Remote:   stores.Remote,
 	})
 	// Integrations' access tokens: bots that post in chat as themselves.
 	bots := chat.NewBots(chat.BotsDeps{Logger: log.With("component", "bots"), Store: a.store})
@@ -451,6 +461,8 @@ func (a *app) start(ctx context.Context) error {
 		Codecs:      codecs,
 		Logs:        logs,
 		Hardware:    machine,
+		Storage:     a.packager,
+		S3Test:      stores,
 
 		P2PDisabled: !cfg.P2P,
 	})
@@ -472,6 +484,7 @@ func (a *app) start(ctx context.Context) error {
 		Handlers:       handlers,
 		Admin:          secrets,
 		HLS:            a.packager,
+		MediaOrigins:   stores.MediaOrigins,
 		ThumbnailDir:   thumbStore.Dir(),
 		PublicDir:      filepath.Join(cfg.DataDir, "public"),
 		Web:            static.Web(),
@@ -629,3 +642,128 @@ func displayAddr(addr net.Addr) (host, port string) {
 	}
 	return "localhost", port
 }
+
+// buckets builds the storage a broadcast's segments go to from the
+// settings: an S3 bucket when one is enabled, or this server's disk with a
+// CDN in front (videoServingEndpoint). A broadcast keeps the storage it
+// started with; a change applies from the next one.
+type buckets struct {
+	log      *slog.Logger
+	settings *core.SettingsStore
+	secrets  *core.Secrets
+	local    *local.Storage
+	// origins are where viewers fetch segments from besides this server,
+	// for the page's CSP; replaced whole when the settings change.
+	origins atomic.Pointer[[]string]
+
+	// mu guards the bucket of the newest configuration, reused while it
+	// stays the same.
+	mu    sync.Mutex
+	cfg   s3.Config
+	store *s3.Storage
+}
+
+// s3Config is the S3 configuration of s with secret; a CDN given as the
+// video serving endpoint comes before the bucket's own serving endpoint.
+func s3Config(s *core.Settings, secret string) s3.Config {
+	serving := s.S3.ServingEndpoint
+	if s.VideoServingEndpoint != "" {
+		serving = s.VideoServingEndpoint
+	}
+	return s3.Config{
+		Endpoint: s.S3.Endpoint, ServingEndpoint: serving, AccessKey: s.S3.AccessKey, Secret: secret,
+		Bucket: s.S3.Bucket, Region: s.S3.Region, ACL: s.S3.ACL, PathPrefix: s.S3.PathPrefix, ForcePathStyle: s.S3.ForcePathStyle,
+	}
+}
+
+// remote returns the storage of s, nil for this server's disk alone.
+func (b *buckets) remote(ctx context.Context, s *core.Settings) (hls.Remote, error) {
+	if !s.S3.Enabled {
+		if s.VideoServingEndpoint == "" {
+			return nil, nil
+		}
+		return cdn{Storage: b.local, base: strings.TrimSuffix(s.VideoServingEndpoint, "/") + "/hls/"}, nil
+	}
+	secret, err := b.secrets.S3Secret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s3Config(s, secret)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.store != nil && b.cfg == cfg {
+		return b.store, nil
+	}
+	st, err := s3.New(cfg, s3.Deps{Logger: b.log})
+	if err != nil {
+		return nil, err
+	}
+	if b.store != nil {
+		b.store.Close()
+	}
+	b.cfg, b.store = cfg, st
+	return st, nil
+}
+
+// Remote is the pipeline's choice of storage for a new broadcast. A
+// configuration that cannot be used leaves the broadcast on local disk.
+func (b *buckets) Remote() hls.Remote {
+	r, err := b.remote(context.Background(), b.settings.Get())
+	if err != nil {
+		b.log.Error("the S3 storage cannot be used, so this broadcast is served from this server: fix the S3 settings (test them in the admin)", "err", err)
+		return nil
+	}
+	return r
+}
+
+// SettingsChanged keeps the page's media origins current.
+func (b *buckets) SettingsChanged(_, s *core.Settings) {
+	var origins []string
+	if r, err := b.remote(context.Background(), s); err == nil && r != nil {
+		if u, err := url.Parse(r.URL("x")); err == nil && u.Host != "" {
+			origins = []string{u.Scheme + "://" + u.Host}
+		}
+	}
+	b.origins.Store(&origins)
+}
+
+// MediaOrigins are where viewers fetch segments from besides this server.
+func (b *buckets) MediaOrigins() []string {
+	if o := b.origins.Load(); o != nil {
+		return *o
+	}
+	return nil
+}
+
+// TestS3 is the admin's "test connection" of S3 settings before they are
+// saved.
+func (b *buckets) TestS3(ctx context.Context, s *core.Settings, secret string) (passed, warnings []string, err error) {
+	st, err := s3.New(s3Config(s, secret), s3.Deps{Logger: b.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer st.Close()
+	res, err := st.Check(ctx)
+	return res.Passed, res.Warnings, err
+}
+
+// close lets go of the bucket's connections.
+func (b *buckets) close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.store != nil {
+		return b.store.Close()
+	}
+	return nil
+}
+
+// cdn is this server's disk with a CDN in front: the CDN fetches segments
+// from /hls/ and viewers fetch them from the CDN.
+type cdn struct {
+	*local.Storage
+	base string // the CDN's URL of /hls/
+}
+
+func (c cdn) URL(name string) string { return c.base + name }
+
+var _ core.SettingsListener = (*buckets)(nil)

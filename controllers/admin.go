@@ -8,6 +8,7 @@ import (
 
 	"github.com/starling-live/starling/chat"
 	"github.com/starling-live/starling/core"
+	"github.com/starling-live/starling/video/hls"
 )
 
 // adminStatusResponse is Owncast's GET /api/admin/status.
@@ -23,6 +24,8 @@ type adminStatusResponse struct {
 	StreamTitle            string            `json:"streamTitle"`
 	VersionNumber          string            `json:"versionNumber"`
 	P2P                    p2pStatus         `json:"p2p"`
+	// Storage is where the broadcast's segments go and how that goes.
+	Storage hls.StorageStatus `json:"storage"`
 }
 
 // AdminStatus answers GET /api/admin/status: the public status plus who
@@ -32,6 +35,12 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 	s := h.deps.Settings.Get()
 	p2p := h.p2pStatus(s)
 	session, overall := h.deps.Viewers.Peaks()
+	health := h.deps.Health.Health()
+	var storage hls.StorageStatus
+	if h.deps.Storage != nil {
+		storage = h.deps.Storage.StorageStatus()
+		health.Warnings = append(health.Warnings, storageWarnings(storage)...)
+	}
 	writeJSON(w, http.StatusOK, adminStatusResponse{
 		Online:                 st.Online,
 		Broadcaster:            st.Broadcaster,
@@ -39,10 +48,11 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 		SessionPeakViewerCount: session,
 		OverallPeakViewerCount: overall,
 		Chat:                   h.deps.Chat.Stats(),
-		Health:                 h.deps.Health.Health(),
+		Health:                 health,
 		StreamTitle:            s.StreamTitle,
 		VersionNumber:          h.deps.Version,
 		P2P:                    p2p,
+		Storage:                storage,
 	})
 }
 

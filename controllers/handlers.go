@@ -64,6 +64,10 @@ type Deps struct {
 	// Logs are the latest log lines; Hardware the machine's use.
 	Logs     logRing
 	Hardware hardwareStats
+	// Storage is the current broadcast's storage; S3Test checks S3
+	// settings before they are saved.
+	Storage storageState
+	S3Test  s3Tester
 }
 
 // broadcast is the live broadcast: its health, and the kick.
