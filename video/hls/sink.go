@@ -264,9 +264,11 @@ func (s *sink) run() {
 	}
 }
 
-// work uploads the backlog, oldest first, and deletes expired objects in
-// batches; false if the store failed.
+// work removes the local copies that have done their work, uploads the
+// backlog, oldest first, and deletes expired objects in batches; false if
+// the store failed.
 func (s *sink) work(ctx context.Context) bool {
+	s.removeLocal(ctx)
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		if len(s.backlog) == 0 {
@@ -297,19 +299,26 @@ func (s *sink) work(ctx context.Context) bool {
 		}
 		s.mu.Unlock()
 	}
+	s.removeLocal(ctx)
 	s.mu.Lock()
-	local := s.localDeletes
-	s.localDeletes = nil
 	var batch []string
 	if len(s.deletes) >= deleteBatch {
 		batch = s.deletes
 		s.deletes = nil
 	}
 	s.mu.Unlock()
+	return s.remove(ctx, batch)
+}
+
+// removeLocal deletes the local copies no playlist and no upload needs.
+func (s *sink) removeLocal(ctx context.Context) {
+	s.mu.Lock()
+	local := s.localDeletes
+	s.localDeletes = nil
+	s.mu.Unlock()
 	if err := s.local.Delete(ctx, local...); err != nil {
 		s.log.Warn("could not remove old segments", "segments", local, "err", err)
 	}
-	return s.remove(ctx, batch)
 }
 
 // remove deletes objects from the store; on failure they are kept for the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -250,4 +251,32 @@ func TestSlowBucketHoldsOnlyItsOwnSegments(t *testing.T) {
 	}
 	close(hold)
 	waitPlaylist(t, p, "0/stream.m3u8", hasSegments(2))
+}
+
+func TestBacklogOfALongOutageIsCapped(t *testing.T) {
+	p, dir := newPackager(t)
+	// Room for four of the test's segments.
+	p.limits.maxBacklog = int64(4 * len(segmentBody(0, 10)))
+	remote := newFakeRemote()
+	remote.set(true)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 2, Remote: remote})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	for i := range 30 {
+		f.segment(0, i)
+		f.playlist(0, i, false)
+	}
+	b.End(context.Background())
+	eventually(t, "expired segments given up at the cap", func() bool {
+		st := p.StorageStatus()
+		return st.Dropped > 0 && st.BacklogBytes <= p.limits.maxBacklog+int64(2*2*len(segmentBody(0, 10)))
+	})
+	// What is left on disk: the backlog under its cap, and the segments
+	// still in the playlist or its retention.
+	eventually(t, "the given-up segments removed from disk", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "0", "seg-*.ts"))
+		return len(files) <= 4+2*2
+	})
+	if st := p.StorageStatus(); !st.Down || st.Deferred != 30 {
+		t.Errorf("status: %+v", st)
+	}
 }
