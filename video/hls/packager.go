@@ -332,13 +332,16 @@ type variant struct {
 	// slots bounds the segments of this rendition stored at once.
 	slots chan struct{}
 	// published playlist state
-	window        []*m3u8.MediaSegment // listed, oldest first
-	retired       []string             // left the window, still stored
-	hashes        map[string]string    // segment URI -> SHA-256 hex, of every stored segment
-	nextSeq       uint64
-	discSeq       uint64
-	target        float64
-	discontinuity bool // the next segment starts a new ffmpeg run, or follows a lost one
+	window  []*m3u8.MediaSegment // listed, oldest first
+	retired []string             // left the window, still stored
+	hashes  map[string]string    // segment URI -> SHA-256 hex, of every stored segment
+	nextSeq uint64
+	discSeq uint64
+	target  float64
+	// newRun is set when the next segment queued starts a new ffmpeg run;
+	// lost when the next one published follows a segment that was lost.
+	// Either makes it an EXT-X-DISCONTINUITY.
+	newRun, lost bool
 }
 
 type listing struct {
@@ -583,7 +586,7 @@ func (b *Broadcast) newRun(run int) {
 	b.run = run
 	for _, v := range b.variants {
 		v.bodies, v.listed, v.nextIdx = map[int][]byte{}, map[int]listing{}, 0
-		v.discontinuity = v.discontinuity || len(v.window) > 0 || len(v.queue) > 0
+		v.newRun = v.newRun || v.nextSeq > b.firstSeq
 	}
 }
 

@@ -20,6 +20,7 @@ type job struct {
 	name    string // storage name, "V/seg-SEQ.ts"
 	data    []byte
 	listing listing
+	newRun  bool // the first segment of a new ffmpeg run
 	// done is closed once the store has finished; the fields below are
 	// set before it is.
 	done chan struct{}
@@ -46,8 +47,10 @@ func (b *Broadcast) enqueue(v *variant) {
 			name:    fmt.Sprintf("%d/seg-%d.ts", v.index, v.nextSeq),
 			data:    data,
 			listing: l,
+			newRun:  v.newRun,
 			done:    make(chan struct{}),
 		}
+		v.newRun = false
 		v.nextSeq++
 		v.queue = append(v.queue, j)
 		signal(v.wake)
@@ -130,7 +133,7 @@ func (b *Broadcast) publish(v *variant, j *job) (Segment, bool) {
 		// sequence has no holes (RFC 8216 6.2.1), so the segments before
 		// the gap leave the playlist.
 		p.log.Error("could not store a segment; viewers will skip it (is the disk full?)", "segment", j.name, "err", j.err)
-		v.discontinuity = true
+		v.lost = true
 		b.retire(v, len(v.window))
 		return Segment{}, false
 	}
@@ -147,9 +150,9 @@ func (b *Broadcast) publish(v *variant, j *job) (Segment, bool) {
 		URI:             j.uri,
 		Duration:        j.listing.duration,
 		ProgramDateTime: pdt.UTC(),
-		Discontinuity:   v.discontinuity,
+		Discontinuity:   j.newRun || v.lost,
 	})
-	v.discontinuity = false
+	v.lost = false
 	v.target = max(v.target, math.Ceil(j.listing.duration))
 	b.retire(v, len(v.window)-b.opts.PlaylistSegments)
 	// The hashes go out before the playlist naming the new segment: a
