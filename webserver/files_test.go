@@ -1,12 +1,10 @@
 package webserver
 
 import (
-	"bufio"
 	"compress/gzip"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"testing/fstest"
 
 	"github.com/starling-live/starling/controllers"
+	"github.com/starling-live/starling/core/testrig"
 )
 
 // newTestServer serves the router with a stub HLS handler.
@@ -51,23 +50,9 @@ func newTestServer(t *testing.T) *httptest.Server {
 	return ts
 }
 
-// rawGet sends the request line exactly as given: a Go client would clean
-// the path first, an attacker's would not.
 func rawGet(t *testing.T, ts *httptest.Server, method, target string) (*http.Response, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", method, target)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(body)
+	return testrig.RawGet(t, ts.Listener.Addr().String(), method, target)
 }
 
 func TestHLSIsMountedUnderItsPrefix(t *testing.T) {

@@ -1,11 +1,8 @@
 package hls
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/starling-live/starling/core/testrig"
 )
 
 const secret = "TOP SECRET: outside the HLS directory"
@@ -47,23 +46,9 @@ func newServedPackager(t *testing.T) (*httptest.Server, string) {
 	return ts, "/hls/0/" + uri
 }
 
-// rawGet sends the request line exactly as given: a Go client would clean
-// the path first, an attacker's would not.
 func rawGet(t *testing.T, ts *httptest.Server, method, target string) (*http.Response, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", method, target)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, target, err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(body)
+	return testrig.RawGet(t, ts.Listener.Addr().String(), method, target)
 }
 
 func TestHandlerRefusesHostilePaths(t *testing.T) {

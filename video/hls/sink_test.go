@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/grafov/m3u8"
+
+	"github.com/starling-live/starling/core/testrig"
 )
 
 // fakeRemote is a remote store in memory that fails or blocks on demand:
@@ -102,13 +104,7 @@ func (f *fakeRemote) has(name string) bool {
 // deadline.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testrig.Eventually(t, 10*time.Second, what, func() (bool, string) { return cond(), "" })
 }
 
 func lastURI(pl *m3u8.MediaPlaylist) string {

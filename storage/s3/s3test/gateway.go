@@ -6,7 +6,6 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/starling-live/starling/core/testrig"
 	"github.com/starling-live/starling/storage/s3"
 )
 
@@ -128,7 +127,7 @@ func (g *Gateway) run(t testing.TB, bin string) error {
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--port", addr, "--cors-allow-origin", "*", "posix", dir)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+g.AccessKey, "ROOT_SECRET_KEY="+g.Secret)
-	out := &lockedBuffer{}
+	out := &testrig.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err
@@ -229,23 +228,4 @@ func moduleRoot() (string, bool) {
 		}
 		dir = parent
 	}
-}
-
-// lockedBuffer collects a child's output, written by exec's copying
-// goroutines and read by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
