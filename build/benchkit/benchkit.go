@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Secrets of the servers benchmarks start.
@@ -195,4 +196,82 @@ func MachineCPU() (busy, total float64) {
 	}
 	busy = total - v[3] - v[4]
 	return busy / 100, total / 100 // USER_HZ is 100 on Linux
+}
+
+// TaskCPU is the CPU time of every thread of the process, summed from
+// /proc/PID/task/*/schedstat, in nanoseconds. Unlike CPUSeconds it is not
+// rounded to the 10 ms clock tick, so a load of a fraction of a second can
+// be measured; a thread that has exited is no longer counted (Go's seldom
+// do).
+func TaskCPU(pid int) time.Duration {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
+}
+
+// ReapedChildrenCPUSeconds is the user and system CPU time of the
+// process's children that have exited and been waited for (cutime and
+// cstime in /proc/PID/stat): short-lived helpers, such as an ffmpeg that
+// runs for a moment, whose own readings are gone by the time anyone looks.
+func ReapedChildrenCPUSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	cutime, _ := strconv.ParseFloat(f[13], 64)
+	cstime, _ := strconv.ParseFloat(f[14], 64)
+	return (cutime + cstime) / 100
+}
+
+// Children are the process ids whose parent is pid, with their command
+// lines (arguments joined by spaces).
+func Children(pid int) map[int]string {
+	out := map[int]string{}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		child, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		if ppid, _ := strconv.Atoi(f[1]); ppid != pid {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
+		out[child] = strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+	}
+	return out
+}
+
+// Publish starts ffmpeg sending a synthetic stream of the given size
+// (such as 1280x720) at 30 fps to url, as OBS would with the README's
+// settings: x264 veryfast, 3 Mbit/s, a key frame every 2 s, AAC 128k.
+func Publish(url, size string) (*exec.Cmd, error) {
+	pub := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "60", "-b:v", "3000k", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-b:a", "128k", "-f", "flv", url)
+	pub.Stderr = os.Stderr
+	return pub, pub.Start()
 }
