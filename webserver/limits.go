@@ -1,6 +1,7 @@
 package webserver
 
 import (
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -152,3 +153,18 @@ func (c *countedConn) Close() error {
 	c.once.Do(c.release)
 	return c.Conn.Close()
 }
+
+// ReadFrom hands a response body to the connection's own ReadFrom: the
+// HTTP server sends a segment with sendfile(2) only when its connection
+// has one, and an embedded net.Conn hides it. Without it, every segment
+// went through a 32 KiB buffer, read and written in user space.
+func (c *countedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+// writerOnly hides everything of a writer but Write, so that io.Copy
+// does not come back to ReadFrom.
+type writerOnly struct{ io.Writer }
