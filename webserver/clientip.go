@@ -8,17 +8,12 @@ import (
 	"strings"
 )
 
-const (
-	clientIPKey ctxKey = iota + 100
-	viaProxyKey
-)
-
 // ClientIP is the address of the client behind a request: the direct peer,
 // or, when that is a trusted reverse proxy, the nearest address in
 // X-Forwarded-For that is not one. Limits and bans apply to it.
 func ClientIP(r *http.Request) string {
-	if ip, ok := r.Context().Value(clientIPKey).(string); ok {
-		return ip
+	if info := infoOf(r.Context()); info != nil && info.clientIP != "" {
+		return info.clientIP
 	}
 	return peerIP(r)
 }
@@ -31,17 +26,22 @@ func peerIP(r *http.Request) string {
 	return host
 }
 
-// clientIP resolves ClientIP once per request.
+// clientIP resolves ClientIP once per request, into the requestInfo of
+// requestID, which runs before it.
 func clientIP(trusted func(netip.Addr) bool, next http.Handler) http.Handler {
 	isTrusted := func(s string) bool {
 		a, err := netip.ParseAddr(strings.TrimSpace(s))
 		return err == nil && trusted(a.Unmap())
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := infoOf(r.Context())
+		if info == nil {
+			info = &requestInfo{}
+			r = r.WithContext(context.WithValue(r.Context(), requestInfoKey, info))
+		}
 		ip := peerIP(r)
-		ctx := r.Context()
 		if isTrusted(ip) {
-			ctx = context.WithValue(ctx, viaProxyKey, true)
+			info.viaProxy = true
 			// Walk from the nearest hop back: the first untrusted address
 			// is the client; anything before it could be forged.
 			hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -56,14 +56,15 @@ func clientIP(trusted func(netip.Addr) bool, next http.Handler) http.Handler {
 				}
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, clientIPKey, ip)))
+		info.clientIP = ip
+		next.ServeHTTP(w, r)
 	})
 }
 
 // ForwardedUser is the X-Forwarded-User a trusted reverse proxy set (one
 // that signs users in), or "" if the request did not come through one.
 func ForwardedUser(r *http.Request) string {
-	if via, _ := r.Context().Value(viaProxyKey).(bool); !via {
+	if info := infoOf(r.Context()); info == nil || !info.viaProxy {
 		return ""
 	}
 	return strings.TrimSpace(r.Header.Get("X-Forwarded-User"))

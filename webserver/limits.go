@@ -53,7 +53,6 @@ const (
 // on the same connection must not cut them off.
 func deadlines(l Limits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
 		var read, write time.Time
 		if !isWebSocket(r) {
 			now := time.Now()
@@ -62,12 +61,26 @@ func deadlines(l Limits, next http.Handler) http.Handler {
 				read = now.Add(l.BodyTimeout)
 			}
 		}
+		// net/http's own writer takes deadlines directly; a wrapped one
+		// through a ResponseController, which is one allocation more.
 		// Errors mean the writer cannot take deadlines (a test
 		// recorder): nothing to enforce then.
-		rc.SetReadDeadline(read)
-		rc.SetWriteDeadline(write)
+		if d, ok := w.(deadliner); ok {
+			d.SetReadDeadline(read)
+			d.SetWriteDeadline(write)
+		} else {
+			rc := http.NewResponseController(w)
+			rc.SetReadDeadline(read)
+			rc.SetWriteDeadline(write)
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// deadliner is net/http's ResponseWriter, as ResponseController sees it.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 func isWebSocket(r *http.Request) bool {
