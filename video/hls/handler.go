@@ -2,11 +2,13 @@ package hls
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"maps"
 	"net/http"
 	"path"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/starling-live/starling/storage"
@@ -16,7 +18,7 @@ import (
 // version is a new memFile.
 type memFile struct {
 	data     []byte
-	etag     string
+	etag     []string // the Etag header's value, shared by every response
 	modified time.Time
 }
 
@@ -25,7 +27,7 @@ type memFile struct {
 func (p *Packager) publishFile(name string, data []byte) {
 	p.version++
 	files := maps.Clone(*p.published.Load())
-	files[name] = &memFile{data: data, etag: `"` + strconv.FormatUint(p.version, 36) + `"`, modified: p.now()}
+	files[name] = &memFile{data: data, etag: []string{`"` + strconv.FormatUint(p.version, 36) + `"`}, modified: p.now()}
 	p.published.Store(&files)
 }
 
@@ -36,14 +38,32 @@ func (p *Packager) unpublish(name string) {
 	p.published.Store(&files)
 }
 
+// fileType is how /hls/ serves the files of one extension: the values of its
+// headers, built once and shared by every response. No one modifies them:
+// Header.Set and Add replace or reallocate a value, never write into it.
+type fileType struct {
+	contentType, cacheControl []string
+	segment                   bool // stored on disk, not in memory
+}
+
 // fileTypes are the files /hls/ serves, with their content types and
 // caching: playlists change with every segment, segments never change
 // (their names are never reused).
-var fileTypes = map[string]struct{ contentType, cacheControl string }{
-	".m3u8": {"application/vnd.apple.mpegurl", "no-cache"},
-	".ts":   {"video/mp2t", "public, max-age=31536000, immutable"},
-	".json": {"application/json", "no-cache"}, // segment hashes
+var fileTypes = map[string]fileType{
+	".m3u8": {[]string{"application/vnd.apple.mpegurl"}, []string{"no-cache"}, false},
+	".ts":   {[]string{"video/mp2t"}, []string{"public, max-age=31536000, immutable"}, true},
+	".json": {[]string{"application/json"}, []string{"no-cache"}, false}, // segment hashes
 }
+
+// Shared header values (see fileType), set under canonical keys without
+// Header.Set's canonicalisation.
+var (
+	anyOrigin       = []string{"*"}
+	allowedMethods  = []string{"GET, HEAD, OPTIONS"}
+	allowedHeaders  = []string{"Range"}
+	preflightMaxAge = []string{"86400"}
+	segmentExposed  = []string{"Content-Length, Content-Range"}
+)
 
 // ServeHTTP serves the stream under /hls/ (mounted with the prefix
 // stripped): playlists and hash lists from memory, without a lock;
@@ -53,17 +73,17 @@ var fileTypes = map[string]struct{ contentType, cacheControl string }{
 func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// Players on other sites may embed the stream.
-	h.Set("Access-Control-Allow-Origin", "*")
+	h["Access-Control-Allow-Origin"] = anyOrigin
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
-		h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Range")
-		h.Set("Access-Control-Max-Age", "86400")
+		h["Access-Control-Allow-Methods"] = allowedMethods
+		h["Access-Control-Allow-Headers"] = allowedHeaders
+		h["Access-Control-Max-Age"] = preflightMaxAge
 		w.WriteHeader(http.StatusNoContent)
 		return
 	default:
-		h.Set("Allow", "GET, HEAD, OPTIONS")
+		h["Allow"] = allowedMethods
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
@@ -73,7 +93,7 @@ func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if path.Ext(name) != ".ts" {
+	if !typ.segment {
 		f := (*p.published.Load())[name]
 		if f == nil {
 			if name == MasterPlaylist {
@@ -83,10 +103,10 @@ func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		h.Set("Content-Type", typ.contentType)
-		h.Set("Cache-Control", typ.cacheControl)
-		h.Set("Etag", f.etag)
-		http.ServeContent(w, r, "", f.modified, bytes.NewReader(f.data))
+		h["Content-Type"] = typ.contentType
+		h["Cache-Control"] = typ.cacheControl
+		h["Etag"] = f.etag
+		http.ServeContent(bufferedWriter{w}, r, "", f.modified, bytes.NewReader(f.data))
 		return
 	}
 	f, err := p.files.Open(name)
@@ -96,13 +116,126 @@ func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	rs, seekable := f.(io.ReadSeeker)
+	content, seekable := f.(io.ReadSeeker)
 	if err != nil || !st.Mode().IsRegular() || !seekable {
 		http.NotFound(w, r)
 		return
 	}
-	h.Set("Content-Type", typ.contentType)
-	h.Set("Cache-Control", typ.cacheControl)
-	h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range")
-	http.ServeContent(w, r, "", st.ModTime(), rs)
+	if sf, ok := f.(seekableFile); ok {
+		content = &sizedFile{f: sf, size: st.Size()}
+	}
+	h["Content-Type"] = typ.contentType
+	h["Cache-Control"] = typ.cacheControl
+	h["Access-Control-Expose-Headers"] = segmentExposed
+	http.ServeContent(w, r, "", st.ModTime(), content)
+}
+
+// bufferedWriter writes a body from memory into the response's buffer in
+// one piece. Through the bare ResponseWriter, net/http would send the
+// first 512 bytes with the headers and then the rest with a write of its
+// own: two system calls for a playlist of a kilobyte.
+type bufferedWriter struct{ w http.ResponseWriter }
+
+func (b bufferedWriter) Header() http.Header         { return b.w.Header() }
+func (b bufferedWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
+func (b bufferedWriter) WriteHeader(code int)        { b.w.WriteHeader(code) }
+
+// ReadFrom takes what ServeContent copies with io.CopyN: a whole
+// bytes.Reader is written without a copy buffer; a range goes the usual
+// way.
+func (b bufferedWriter) ReadFrom(src io.Reader) (int64, error) {
+	if lr, ok := src.(*io.LimitedReader); ok {
+		if br, ok := lr.R.(*bytes.Reader); ok && int64(br.Len()) == lr.N {
+			n, err := br.WriteTo(b.w)
+			lr.N -= n
+			return n, err
+		}
+	}
+	return io.Copy(b.w, src)
+}
+
+// seekableFile is a segment file as os.Root's are: sendfile(2) takes its
+// descriptor (syscall.Conn).
+type seekableFile interface {
+	io.ReadSeeker
+	syscall.Conn
+}
+
+// sizedFile is a segment of known size. ServeContent learns a content's
+// size by seeking to its end and back, two system calls per request that
+// the size from Stat makes unnecessary: seeks only move where sizedFile
+// will read from, and the file's own offset follows when it is read.
+type sizedFile struct {
+	f    seekableFile
+	size int64
+	off  int64 // where the next read starts
+	at   int64 // the file's own offset; -1 if unknown (after a sendfile)
+}
+
+// learn reads the file's offset after a sendfile has moved it.
+func (s *sizedFile) learn() error {
+	if s.at != -1 {
+		return nil
+	}
+	at, err := s.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	s.at, s.off = at, at
+	return nil
+}
+
+func (s *sizedFile) Seek(offset int64, whence int) (int64, error) {
+	if err := s.learn(); err != nil {
+		return 0, err
+	}
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += s.off
+	case io.SeekEnd:
+		offset += s.size
+	default:
+		return 0, errors.New("seek: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("seek: negative position")
+	}
+	s.off = offset
+	return offset, nil
+}
+
+// sync moves the file's offset to where the next read starts.
+func (s *sizedFile) sync() error {
+	if s.at == s.off {
+		return nil
+	}
+	if _, err := s.f.Seek(s.off, io.SeekStart); err != nil {
+		return err
+	}
+	s.at = s.off
+	return nil
+}
+
+func (s *sizedFile) Read(b []byte) (int, error) {
+	if err := s.learn(); err != nil {
+		return 0, err
+	}
+	if err := s.sync(); err != nil {
+		return 0, err
+	}
+	n, err := s.f.Read(b)
+	s.off += int64(n)
+	s.at = s.off
+	return n, err
+}
+
+// SyscallConn hands the descriptor to sendfile(2), which starts at the
+// file's offset and moves it by what it sends.
+func (s *sizedFile) SyscallConn() (syscall.RawConn, error) {
+	if err := s.sync(); err != nil {
+		return nil, err
+	}
+	s.at = -1
+	return s.f.SyscallConn()
 }

@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -146,5 +147,99 @@ func TestHandlerServesStreamFiles(t *testing.T) {
 	}
 	if resp, _ := rawGet(t, ts, http.MethodPost, seg); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d, want 405", resp.StatusCode)
+	}
+}
+
+// A segment is served with its size from Stat, not by seeking: whole,
+// by ranges and by several ranges at once, over TCP (sendfile) as viewers
+// get it.
+func TestSizedFileServesRanges(t *testing.T) {
+	dir := t.TempDir()
+	data := make([]byte, 300<<10)
+	for i := range data {
+		data[i] = byte(i * 7 % 251)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "seg.ts"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Open(filepath.Join(dir, "seg.ts"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		st, _ := f.Stat()
+		http.ServeContent(w, r, "", st.ModTime(), &sizedFile{f: f, size: st.Size()})
+	}))
+	defer ts.Close()
+	tests := []struct {
+		rng    string
+		status int
+		want   []byte // the body, or a part of a multipart one
+	}{
+		{"", http.StatusOK, data},
+		{"bytes=0-0", http.StatusPartialContent, data[:1]},
+		{"bytes=1000-", http.StatusPartialContent, data[1000:]},
+		{"bytes=-500", http.StatusPartialContent, data[len(data)-500:]},
+		{"bytes=70000-200000", http.StatusPartialContent, data[70000:200001]},
+		{"bytes=10-19,100000-100009", http.StatusPartialContent, data[100000:100010]},
+		{"bytes=400000-", http.StatusRequestedRangeNotSatisfiable, nil},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL, nil)
+		if tt.rng != "" {
+			req.Header.Set("Range", tt.rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status {
+			t.Errorf("Range %q: %d, want %d", tt.rng, resp.StatusCode, tt.status)
+			continue
+		}
+		multipart := strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/")
+		if ok := bytes.Equal(body, tt.want) || multipart && bytes.Contains(body, tt.want) && bytes.Contains(body, data[10:20]); tt.want != nil && !ok {
+			t.Errorf("Range %q: %d bytes, not the file's", tt.rng, len(body))
+		}
+	}
+}
+
+// After sendfile has moved the file's offset, reading and seeking go on
+// from where it really is.
+func TestSizedFileAfterSendfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seg.ts")
+	if err := os.WriteFile(path, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := &sizedFile{f: f, size: 10}
+	if n, err := s.Seek(0, io.SeekEnd); n != 10 || err != nil {
+		t.Fatalf("seek to the end: %d %v", n, err)
+	}
+	if n, _ := f.Seek(0, io.SeekCurrent); n != 0 {
+		t.Fatalf("the size probe moved the file to %d", n)
+	}
+	s.Seek(3, io.SeekStart)
+	if _, err := s.SyscallConn(); err != nil {
+		t.Fatal(err)
+	}
+	f.Seek(7, io.SeekStart) // what a sendfile of 4 bytes would do
+	b := make([]byte, 10)
+	if n, _ := s.Read(b); string(b[:n]) != "789" {
+		t.Errorf("read after sendfile: %q, want 789", b[:n])
+	}
+	if n, err := s.Seek(-2, io.SeekCurrent); n != 8 || err != nil {
+		t.Errorf("seek back: %d %v, want 8", n, err)
+	}
+	if _, err := s.Seek(-20, io.SeekEnd); err == nil {
+		t.Error("a seek before the start succeeded")
 	}
 }

@@ -14,8 +14,9 @@
 // -fileserver). It then loads both servers in interleaved rounds, with the
 // same keep-alive clients on loopback, the same request mix and the same
 // concurrency: N requests of segments, then N of playlists (each media
-// playlist and its segments.json, in turn), Starling first in one round
-// and the FileServer first in the next. Each batch's cost is the CPU time
+// playlist and its segments.json, in turn), each in two halves in the
+// order Starling, FileServer, FileServer, Starling, and the other way round
+// in the next round. Each batch's cost is the CPU time
 // of the server process (all its threads, from /proc/PID/task/*/schedstat)
 // over the batch, less what it spends idle in that time, per 1000
 // requests. It reports the medians over rounds and the ratio
@@ -271,17 +272,20 @@ func measureServing(bin, tmp string, rounds, n, conns int, pin bool) error {
 			}
 		}
 		for k, kind := range kinds {
-			order := []int{0, 1}
+			// Half batches in the order A B B A (B A A B the next
+			// round): a drift of the machine within the round weighs
+			// on both servers alike.
+			order := []int{0, 1, 1, 0}
 			if r%2 == 1 {
-				order = []int{1, 0}
+				order = []int{1, 0, 0, 1}
 			}
 			var round [2]float64
 			for _, i := range order {
-				c, err := servers[i].batch(kind.paths, n, rates[i])
+				c, err := servers[i].batch(kind.paths, n/2, rates[i])
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", servers[i].name, kind.name, err)
 				}
-				round[i] = c
+				round[i] += c / 2
 			}
 			if r == 0 {
 				continue // warm-up
