@@ -48,7 +48,19 @@ type Job struct {
 	// playlist at OutputURL+"stream.m3u8", variant i's media playlist at
 	// OutputURL+"i/stream.m3u8" and its segments beside it.
 	OutputURL string
+	// ThumbnailSeconds, if not 0, makes the same ffmpeg also POST a JPEG
+	// still of the stream to OutputURL+ThumbnailName: the first frame at
+	// once, then one at least this many seconds after the last, at most
+	// 720 lines high. A run that transcodes takes it from the frames it
+	// decodes anyway; a run that only passes video through decodes
+	// nothing else, so it decodes only key frames (-skip_frame nokey),
+	// one a segment, and the still is the first key frame that many
+	// seconds after the last.
+	ThumbnailSeconds int
 }
+
+// ThumbnailName is where, below OutputURL, ffmpeg sends its stills.
+const ThumbnailName = "thumbnail.jpg"
 
 // ffmpegPlaylistSize is how many segments ffmpeg lists in the playlists it
 // PUTs. Starling writes the playlists viewers get; ffmpeg's only need to
@@ -67,6 +79,10 @@ func Args(j Job) []string {
 	if j.codec() == "h264_vaapi" {
 		a = append(a, "-vaapi_device", vaapiDevice)
 	}
+	if j.ThumbnailSeconds > 0 && !j.transcodes() {
+		// Only the still is decoded: key frames are enough.
+		a = append(a, "-skip_frame", "nokey")
+	}
 	a = append(a, "-f", "flv", "-i", "pipe:0")
 	if fc := filterComplex(j); fc != "" {
 		a = append(a, "-filter_complex", fc)
@@ -81,7 +97,7 @@ func Args(j Job) []string {
 			streamMap = append(streamMap, fmt.Sprintf("v:%d", i))
 		}
 	}
-	return append(a,
+	a = append(a,
 		"-max_muxing_queue_size", "1024",
 		"-f", "hls",
 		"-hls_time", strconv.Itoa(j.SegmentSeconds),
@@ -94,16 +110,48 @@ func Args(j Job) []string {
 		"-hls_segment_filename", j.OutputURL+"%v/seg-%d.ts",
 		j.OutputURL+"%v/stream.m3u8",
 	)
+	if j.ThumbnailSeconds > 0 {
+		// A second output of the same run. The image2 muxer POSTs each
+		// still on a connection of its own. mjpeg's frame threads
+		// would hold a still back until the next one: one thread. Full
+		// range yuv420p is what JPEG is, without swscale's warning
+		// about the deprecated yuvj420p; mjpeg accepts it only below
+		// strict compliance. Passthrough timestamps: the still goes out
+		// when selected, not on a constant frame rate.
+		a = append(a,
+			"-map", "[thumb]", "-fps_mode", "passthrough",
+			"-c:v", "mjpeg", "-pix_fmt", "yuv420p", "-strict", "-1", "-threads", "1", "-q:v", "4",
+			"-f", "image2", "-update", "1", j.OutputURL+ThumbnailName,
+		)
+	}
+	return a
+}
+
+// transcodes reports whether some variant decodes and encodes the video.
+func (j Job) transcodes() bool {
+	return slices.ContainsFunc(j.Variants, func(v Variant) bool { return !v.VideoPassthrough })
+}
+
+// thumbnailFilter picks the first frame, then the first at least
+// ThumbnailSeconds after the last picked, and scales it to at most 720
+// lines in the full range a JPEG holds.
+func thumbnailFilter(j Job) string {
+	return fmt.Sprintf("select='isnan(prev_selected_t)+gte(t-prev_selected_t,%d)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full", j.ThumbnailSeconds)
 }
 
 // filterComplex splits the publisher's video once per transcoded variant
-// and scales each copy: "[0:v:0]split=2[s0][s1];[s0]...[v0];[s1]...[v1]".
+// and for the thumbnail, and scales each copy:
+// "[0:v:0]split=2[s0][s1];[s0]...[v0];[s1]...[v1]", the thumbnail's copy
+// last, labelled [thumb].
 func filterComplex(j Job) string {
 	var chains []string
 	for i, v := range j.Variants {
 		if !v.VideoPassthrough {
 			chains = append(chains, fmt.Sprintf("%s[v%d]", videoFilter(v, j.codec()), i))
 		}
+	}
+	if j.ThumbnailSeconds > 0 {
+		chains = append(chains, thumbnailFilter(j)+"[thumb]")
 	}
 	switch len(chains) {
 	case 0:

@@ -81,6 +81,57 @@ func TestArgsGolden(t *testing.T) {
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
 		},
+		{
+			name: "default transcode with a thumbnail every 5 s",
+			job:  Job{Variants: def, SegmentSeconds: 2, HasAudio: true, OutputURL: out, ThumbnailSeconds: 5},
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
+				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale=-2:'trunc(min(720,ih)/2)*2',fps=30,format=yuv420p[v0];" +
+				"[s1]select='isnan(prev_selected_t)+gte(t-prev_selected_t,5)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full[thumb]" +
+				" -map [v0] -c:v:0 libx264 -preset:v:0 veryfast -tune:v:0 zerolatency -profile:v:0 high" +
+				" -b:v:0 2500k -maxrate:v:0 2750k -bufsize:v:0 5000k -g:v:0 60 -keyint_min:v:0 60 -sc_threshold:v:0 0" +
+				" -map 0:a:0 -c:a:0 copy -b:a:0 160k" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
+				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8" +
+				" -map [thumb] -fps_mode passthrough -c:v mjpeg -pix_fmt yuv420p -strict -1 -threads 1 -q:v 4" +
+				" -f image2 -update 1 " + out + "thumbnail.jpg",
+		},
+		{
+			name: "passthrough with a thumbnail: key frames only are decoded",
+			job: Job{
+				Variants:       []Variant{{Name: "source", VideoPassthrough: true, AudioPassthrough: true}},
+				SegmentSeconds: 4, HasAudio: true, OutputURL: out, SourceVideoKbps: 4500, SourceAudioKbps: 128, ThumbnailSeconds: 5,
+			},
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -skip_frame nokey -f flv -i pipe:0" +
+				" -filter_complex [0:v:0]select='isnan(prev_selected_t)+gte(t-prev_selected_t,5)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full[thumb]" +
+				" -map 0:v:0 -c:v:0 copy -b:v:0 4500k -map 0:a:0 -c:a:0 copy -b:a:0 128k" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
+				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8" +
+				" -map [thumb] -fps_mode passthrough -c:v mjpeg -pix_fmt yuv420p -strict -1 -threads 1 -q:v 4" +
+				" -f image2 -update 1 " + out + "thumbnail.jpg",
+		},
+		{
+			name: "a transcode and a passthrough with a thumbnail: every frame is decoded anyway",
+			job: Job{
+				Variants: []Variant{
+					{Name: "480p", ScaledWidth: 854, VideoBitrate: 1200, Framerate: 30, CPUUsageLevel: 0},
+					{Name: "source", VideoPassthrough: true},
+				},
+				SegmentSeconds: 2, OutputURL: out, SourceVideoKbps: 3000, ThumbnailSeconds: 10,
+			},
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
+				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale='trunc(min(854,iw)/2)*2':-2,fps=30,format=yuv420p[v0];" +
+				"[s1]select='isnan(prev_selected_t)+gte(t-prev_selected_t,10)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full[thumb]" +
+				" -map [v0] -c:v:0 libx264 -preset:v:0 ultrafast -tune:v:0 zerolatency -profile:v:0 high" +
+				" -b:v:0 1200k -maxrate:v:0 1320k -bufsize:v:0 2400k -g:v:0 60 -keyint_min:v:0 60 -sc_threshold:v:0 0" +
+				" -map 0:v:0 -c:v:1 copy -b:v:1 3000k" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0 v:1" +
+				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8" +
+				" -map [thumb] -fps_mode passthrough -c:v mjpeg -pix_fmt yuv420p -strict -1 -threads 1 -q:v 4" +
+				" -f image2 -update 1 " + out + "thumbnail.jpg",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
