@@ -65,6 +65,22 @@ type Listener interface {
 	RenditionsChanged(Renditions)
 }
 
+// StillListener is a Listener that also takes the stills of the stream
+// that ffmpeg makes beside its segments (video/transcode's
+// ThumbnailSeconds): JPEG pictures of the current broadcast, each newer
+// than the last. StillPublished runs on the Packager's goroutines: it
+// must return at once, and never modify the picture.
+type StillListener interface {
+	Listener
+	StillPublished(jpeg []byte)
+}
+
+// Still is the name, in an ffmpeg run's directory, of the still it POSTs.
+const Still = "thumbnail.jpg"
+
+// maxStill bounds a still: a 720-line JPEG is about 100 KB.
+const maxStill = 8 << 20
+
 // MasterPlaylist is the name of the master playlist, served at
 // /hls/stream.m3u8 (Owncast's path).
 const MasterPlaylist = "stream.m3u8"
@@ -102,8 +118,10 @@ type Packager struct {
 	srv   *http.Server
 	ln    net.Listener
 	serve chan error
-	// listeners are added before Start and read-only after.
+	// listeners are added before Start and read-only after; stills are
+	// those of them that take stills.
 	listeners []Listener
+	stills    []StillListener
 
 	// published are the playlists and hash lists viewers get, replaced
 	// whole on every change, so that serving them takes no lock.
@@ -192,7 +210,12 @@ func New(d Deps) *Packager {
 }
 
 // AddListener adds l; call it before Start.
-func (p *Packager) AddListener(l Listener) { p.listeners = append(p.listeners, l) }
+func (p *Packager) AddListener(l Listener) {
+	p.listeners = append(p.listeners, l)
+	if sl, ok := l.(StillListener); ok {
+		p.stills = append(p.stills, sl)
+	}
+}
 
 // Start clears what an earlier run left in storage and starts the receiver
 // on a loopback port.
@@ -436,15 +459,24 @@ const maxBody = 64 << 20
 
 // receive handles ffmpeg's PUTs:
 // /TOKEN/BROADCAST-RUN/stream.m3u8, /TOKEN/BROADCAST-RUN/V/stream.m3u8 and
-// /TOKEN/BROADCAST-RUN/V/seg-N.ts.
+// /TOKEN/BROADCAST-RUN/V/seg-N.ts, and the POSTs of its stills to
+// /TOKEN/BROADCAST-RUN/thumbnail.jpg (ffmpeg's image2 muxer has no choice
+// of method).
 func (p *Packager) receive(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if len(parts) < 3 || subtle.ConstantTimeCompare([]byte(parts[0]), []byte(p.token)) != 1 {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
+	limit := int64(maxBody)
 	switch r.Method {
 	case http.MethodPut:
+	case http.MethodPost:
+		if len(parts) != 3 || parts[2] != Still {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		limit = maxStill
 	case http.MethodDelete:
 		// Starling removes old segments itself.
 		w.WriteHeader(http.StatusNoContent)
@@ -453,14 +485,18 @@ func (p *Packager) receive(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		// ffmpeg was stopped mid-upload: there is nothing to publish.
 		p.log.Debug("incomplete upload from ffmpeg", "path", p.Redact(r.URL.Path), "err", err)
 		http.Error(w, "incomplete body", http.StatusBadRequest)
 		return
 	}
-	if err := p.accept(parts[1], parts[2:], body); err != nil {
+	accept := p.accept
+	if r.Method == http.MethodPost {
+		accept = p.acceptStill
+	}
+	if err := accept(parts[1], parts[2:], body); err != nil {
 		status := http.StatusBadRequest
 		switch {
 		case errors.Is(err, errStale):
@@ -550,6 +586,34 @@ func (p *Packager) accept(runID string, rest []string, body []byte) error {
 		v.bodies[n] = body
 	}
 	b.enqueue(v)
+	return nil
+}
+
+// acceptStill hands a still of the current run to the listeners.
+func (p *Packager) acceptStill(runID string, _ []string, body []byte) error {
+	bid, run, err := parseRunID(runID)
+	if err != nil {
+		return err
+	}
+	// SOI, then a marker: anything else is not a JPEG.
+	if len(body) < 4 || body[0] != 0xff || body[1] != 0xd8 || body[2] != 0xff {
+		return errors.New("the still is not a JPEG")
+	}
+	p.mu.Lock()
+	b := p.current
+	switch {
+	case b == nil || b.id != bid || run < b.run || b.stopped:
+		err = errStale
+	case run > b.runs:
+		err = errUnknownRun
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, l := range p.stills {
+		l.StillPublished(body)
+	}
 	return nil
 }
 

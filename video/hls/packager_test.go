@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -444,6 +445,13 @@ func TestReceiverRefusesStrangers(t *testing.T) {
 		{http.MethodDelete, base + "0/seg-0.ts", http.StatusNoContent},
 		// ffmpeg PUTs; nothing else writes.
 		{http.MethodPost, base + "0/seg-0.ts", http.StatusMethodNotAllowed},
+		// Except its stills, which are POSTed, JPEG, and only there.
+		{http.MethodPost, base + "thumbnail.jpg", http.StatusBadRequest},
+		{http.MethodPut, base + "thumbnail.jpg", http.StatusBadRequest},
+		{http.MethodPost, base + "0/thumbnail.jpg", http.StatusMethodNotAllowed},
+		{http.MethodPost, base + "../thumbnail.jpg", http.StatusMethodNotAllowed},
+		{http.MethodPost, base + "evil.jpg", http.StatusMethodNotAllowed},
+		{http.MethodPost, host + "/wrongtoken/1-1/thumbnail.jpg", http.StatusNotFound},
 		// A run that was never handed out: with it a writer other than
 		// ffmpeg would jump ahead of the real one and lock it out.
 		{http.MethodPut, strings.Replace(base, "/1-1/", "/1-2/", 1) + "0/seg-0.ts", http.StatusForbidden},
@@ -458,5 +466,75 @@ func TestReceiverRefusesStrangers(t *testing.T) {
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.url, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// stills records the stills a StillListener is given.
+type stills struct {
+	segments
+	stillsMu sync.Mutex
+	got      [][]byte
+}
+
+func (s *stills) StillPublished(jpeg []byte) {
+	s.stillsMu.Lock()
+	defer s.stillsMu.Unlock()
+	s.got = append(s.got, jpeg)
+}
+
+func (s *stills) count() int {
+	s.stillsMu.Lock()
+	defer s.stillsMu.Unlock()
+	return len(s.got)
+}
+
+func TestStillsReachTheirListeners(t *testing.T) {
+	p, _ := newPackager(t)
+	var got stills
+	p.AddListener(&got)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	old := b.NextRunURL()
+	jpeg := []byte("\xff\xd8\xff\xe0 a picture")
+	post := func(url string, body []byte) int {
+		t.Helper()
+		resp, err := http.Post(url, "image/jpeg", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(old+Still, jpeg); code != http.StatusCreated || got.count() != 1 || !bytes.Equal(got.got[0], jpeg) {
+		t.Fatalf("a still of the current run: %d, %d stills", code, got.count())
+	}
+	// A restarted ffmpeg's stills replace the old run's.
+	current := b.NextRunURL()
+	if code := post(current+Still, jpeg); code != http.StatusCreated {
+		t.Errorf("a still of the new run: %d", code)
+	}
+	f := &fakeFFmpeg{t: t, base: current, pdt: time.Now()}
+	f.segment(0, 0)
+	for _, tc := range []struct {
+		name string
+		url  string
+		body []byte
+		want int
+	}{
+		{"the old run's, once the new one has sent output", old + Still, jpeg, http.StatusGone},
+		{"a run never handed out", strings.Replace(current, "-2/", "-3/", 1) + Still, jpeg, http.StatusForbidden},
+		{"not a JPEG", current + Still, []byte("GIF89a"), http.StatusBadRequest},
+		{"empty", current + Still, nil, http.StatusBadRequest},
+		{"too big", current + Still, append(slices.Clone(jpeg), make([]byte, maxStill)...), http.StatusBadRequest},
+	} {
+		if code := post(tc.url, tc.body); code != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, code, tc.want)
+		}
+	}
+	b.End(context.Background())
+	if code := post(current+Still, jpeg); code != http.StatusGone {
+		t.Errorf("a still after the end: %d, want 410", code)
+	}
+	if n := got.count(); n != 2 {
+		t.Errorf("%d stills reached the listener, want 2", n)
 	}
 }
