@@ -358,10 +358,10 @@ func (a *app) start(ctx context.Context) error {
 	}
 	a.onStop("HLS directory", hlsFiles.Close)
 	a.packager = hls.New(hls.Deps{Logger: log.With("component", "hls"), Storage: hlsStore, Files: hlsFiles.FS()})
-	// The thumbnails and the tracker's swarms follow what is published.
+	// The thumbnails (the stills ffmpeg sends) and the tracker's swarms
+	// follow what is published.
 	a.thumbnails = thumbnail.New(thumbnail.Deps{
 		Logger: log.With("component", "thumbnail"),
-		FFmpeg: ffmpeg,
 		Store:  thumbStore,
 	})
 	a.packager.AddListener(a.thumbnails)

@@ -181,10 +181,16 @@ func (p *Pipeline) startTranscoder(log *slog.Logger, bc *broadcast) *transcode.S
 				OutputURL:       bc.b.NextRunURL(),
 				SourceVideoKbps: src.VideoBitrate,
 				SourceAudioKbps: src.AudioBitrate,
+				// The packager hands the stills to the thumbnail.
+				ThumbnailSeconds: thumbnailSeconds,
 			})
 		},
 	})
 }
+
+// thumbnailSeconds is how often ffmpeg sends a still of the stream, the
+// poster of /thumbnail.jpg (Owncast's interval).
+const thumbnailSeconds = 5
 
 // Disconnect kicks the live publisher off, ending the broadcast (Owncast's
 // POST /api/admin/disconnect); it reports whether anyone was live.

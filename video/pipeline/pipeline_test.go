@@ -20,6 +20,7 @@ import (
 	"github.com/starling-live/starling/storage/local"
 	"github.com/starling-live/starling/video/hls"
 	"github.com/starling-live/starling/video/ingest"
+	"github.com/starling-live/starling/video/thumbnail"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -47,6 +48,7 @@ type rig struct {
 	stream   *core.Stream
 	hlsDir   string
 	hls      http.Handler // the packager, serving the stream
+	thumbDir string       // where the thumbnail is stored
 	rtmpURL  string       // rtmp://127.0.0.1:PORT/live/KEY
 	logs     *testrig.LogBuffer
 }
@@ -94,6 +96,14 @@ func startRig(t *testing.T, video core.VideoSettings) *rig {
 	}
 	t.Cleanup(func() { files.Close() })
 	packager := hls.New(hls.Deps{Logger: log.With("component", "hls"), Storage: hlsStore, Files: files.FS()})
+	thumbStore, err := local.New(filepath.Join(dir, "thumbnails"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thumbs := thumbnail.New(thumbnail.Deps{Logger: log.With("component", "thumbnail"), Store: thumbStore})
+	packager.AddListener(thumbs)
+	thumbs.Start(ctx)
+	t.Cleanup(func() { thumbs.Close() })
 	if err := packager.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +118,7 @@ func startRig(t *testing.T, video core.VideoSettings) *rig {
 	srv := ingest.New(ingest.Deps{Logger: log.With("component", "rtmp"), Keys: keys(streamKey), Handler: p})
 	srv.Start(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &rig{pipeline: p, stream: stream, hlsDir: hlsStore.Dir(), hls: packager, logs: logs,
+	return &rig{pipeline: p, stream: stream, hlsDir: hlsStore.Dir(), hls: packager, logs: logs, thumbDir: thumbStore.Dir(),
 		rtmpURL: "rtmp://" + ln.Addr().String() + "/" + ingest.App + "/" + streamKey}
 }
 

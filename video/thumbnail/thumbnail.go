@@ -1,15 +1,17 @@
-// Package thumbnail keeps a still of the live stream, refreshed every few
-// seconds from the newest published segment: the player's poster, and later the
-// picture of link previews and go-live posts.
+// Package thumbnail keeps a still of the live stream: the player's
+// poster, and later the picture of link previews and go-live posts.
+//
+// The stills come from the transcoding ffmpeg itself, as an extra output
+// of the run that makes the segments (video/transcode's ThumbnailSeconds):
+// the first at once, then one every few seconds. The packager hands them
+// over; a Generator stores the newest. Before, a Generator forked an
+// ffmpeg of its own for each still, which cost more CPU than all the rest
+// of the server while streaming (docs/benchmarks.md).
 package thumbnail
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,52 +29,48 @@ type store interface {
 // Deps are what a Generator needs.
 type Deps struct {
 	Logger *slog.Logger
-	// FFmpeg is the ffmpeg executable.
-	FFmpeg string
 	Store  store
-	// Interval is the least time between refreshes (5 s).
-	Interval time.Duration
 }
 
-// Generator refreshes the thumbnail while segments keep coming. It is an
-// hls.Listener: each new segment of the first rendition is a candidate.
+// Generator stores the newest still of the stream. It is an
+// hls.StillListener.
 type Generator struct {
 	log    *slog.Logger
 	deps   Deps
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// latest is the newest segment not made into a thumbnail yet; fresh
-	// tells the loop there is one.
-	latest atomic.Pointer[hls.Segment]
+	// latest is the newest still not stored yet; fresh tells the loop
+	// there is one. Stills that come faster than the store takes them
+	// replace each other.
+	latest atomic.Pointer[[]byte]
 	fresh  chan struct{}
 }
 
-var _ hls.Listener = (*Generator)(nil)
+var _ hls.StillListener = (*Generator)(nil)
 
 // New returns a Generator.
 func New(d Deps) *Generator {
-	if d.Interval == 0 {
-		d.Interval = 5 * time.Second
-	}
 	return &Generator{log: d.Logger, deps: d, fresh: make(chan struct{}, 1)}
 }
 
-// SegmentPublished takes a new segment of the first rendition.
-func (g *Generator) SegmentPublished(s hls.Segment) {
-	if s.Rendition != 0 {
-		return
-	}
-	g.latest.Store(&s)
+// StillPublished takes a new still; the store gets it on the Generator's
+// goroutine, not the packager's.
+func (g *Generator) StillPublished(jpeg []byte) {
+	g.latest.Store(&jpeg)
 	select {
 	case g.fresh <- struct{}{}:
 	default:
 	}
 }
 
+// SegmentPublished is of no interest to thumbnails any more: ffmpeg sends
+// the stills.
+func (g *Generator) SegmentPublished(hls.Segment) {}
+
 // RenditionsChanged is of no interest to thumbnails.
 func (g *Generator) RenditionsChanged(hls.Renditions) {}
 
-// Start begins refreshing.
+// Start begins storing.
 func (g *Generator) Start(ctx context.Context) {
 	ctx, g.cancel = context.WithCancel(ctx)
 	g.wg.Add(1)
@@ -82,7 +80,7 @@ func (g *Generator) Start(ctx context.Context) {
 	}()
 }
 
-// Close stops refreshing and waits for a refresh in progress.
+// Close stops storing and waits for a store in progress.
 func (g *Generator) Close() error {
 	if g.cancel != nil {
 		g.cancel()
@@ -92,56 +90,20 @@ func (g *Generator) Close() error {
 }
 
 func (g *Generator) loop(ctx context.Context) {
-	// A new segment makes a thumbnail, at most one per Interval.
-	t := time.NewTimer(0)
-	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-g.fresh:
 		}
-		seg := g.latest.Swap(nil)
-		if seg == nil {
-			t.Reset(0)
+		jpeg := g.latest.Swap(nil)
+		if jpeg == nil {
 			continue
 		}
-		if err := g.refresh(ctx, seg.Data); err != nil && ctx.Err() == nil {
-			g.log.Warn("could not make a thumbnail", "segment", seg.Name, "err", err)
+		put, cancel := context.WithTimeout(ctx, 15*time.Second)
+		if err := g.deps.Store.Put(put, Name, *jpeg); err != nil && ctx.Err() == nil {
+			g.log.Warn("could not store the thumbnail", "err", err)
 		}
-		t.Reset(g.deps.Interval)
-	}
-}
-
-// refresh decodes the first frame of an MPEG-TS segment to JPEG.
-func (g *Generator) refresh(ctx context.Context, segment []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, g.deps.FFmpeg, Args()...)
-	cmd.Stdin = bytes.NewReader(segment)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	if out.Len() == 0 {
-		return fmt.Errorf("ffmpeg wrote no picture: %s", strings.TrimSpace(stderr.String()))
-	}
-	return g.deps.Store.Put(ctx, Name, out.Bytes())
-}
-
-// Args are ffmpeg's arguments: an MPEG-TS segment on standard input, its
-// first frame as a JPEG at most 720 lines high on standard output.
-func Args() []string {
-	return []string{
-		"-hide_banner", "-loglevel", "error",
-		"-f", "mpegts", "-i", "pipe:0",
-		"-frames:v", "1", "-vf", "scale=-2:'trunc(min(720,ih)/2)*2'",
-		"-q:v", "4", "-f", "image2", "-c:v", "mjpeg", "pipe:1",
+		cancel()
 	}
 }

@@ -449,11 +449,31 @@ func measureStreaming(bin, tmp string, windows int, window time.Duration) error 
 	}
 	defer srv.Stop()
 	fmt.Println("\nstreaming: default settings (one 720p x264 rendition), publishing 1280x720 30 fps 3 Mbit/s, no viewers")
+	launched := time.Now()
+	// The thumbnail is polled from the publisher's launch: it may come
+	// before the first segment.
+	thumb := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(launched) < 60*time.Second {
+			if b, ok := srv.Get("/thumbnail.jpg", false); ok && len(b) > 0 {
+				thumb <- time.Since(launched)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		thumb <- 0
+	}()
 	pub, _, err := publishAndFill(srv, 1)
 	if err != nil {
 		return err
 	}
 	defer stopPublisher(pub)
+	fmt.Printf("first playable segment %.1f s after the publisher's launch\n", time.Since(launched).Seconds())
+	if d := <-thumb; d > 0 {
+		fmt.Printf("/thumbnail.jpg first served %.1f s after the publisher's launch\n", d.Seconds())
+	} else {
+		fmt.Println("/thumbnail.jpg was not served within 60 s of the publisher's launch")
+	}
 	// Let start-up settle.
 	time.Sleep(5 * time.Second)
 	pid := srv.PID()
