@@ -94,18 +94,25 @@ const maxDataSize = 1<<24 - 1
 // The whole tag goes out in a single Write so that a pipe reader never sees
 // half a header.
 func WriteTag(w io.Writer, t Tag) error {
+	buf, err := AppendTag(nil, t)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf)
+	return err
+}
+
+// AppendTag appends t to buf as WriteTag writes it, so that several tags
+// can go out in one Write.
+func AppendTag(buf []byte, t Tag) ([]byte, error) {
 	n := len(t.Data)
 	if n > maxDataSize {
-		return fmt.Errorf("flv: %s tag of %d bytes exceeds the 16 MiB limit of the format", t.Type, n)
+		return buf, fmt.Errorf("flv: %s tag of %d bytes exceeds the 16 MiB limit of the format", t.Type, n)
 	}
-	buf := make([]byte, 11+n+4)
-	buf[0] = byte(t.Type)
-	buf[1], buf[2], buf[3] = byte(n>>16), byte(n>>8), byte(n)
 	ts := t.Timestamp
-	buf[4], buf[5], buf[6], buf[7] = byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24)
 	// StreamID (3 bytes) is always 0.
-	copy(buf[11:], t.Data)
-	binary.BigEndian.PutUint32(buf[11+n:], uint32(11+n))
-	_, err := w.Write(buf)
-	return err
+	buf = append(buf, byte(t.Type), byte(n>>16), byte(n>>8), byte(n),
+		byte(ts>>16), byte(ts>>8), byte(ts), byte(ts>>24), 0, 0, 0)
+	buf = append(buf, t.Data...)
+	return binary.BigEndian.AppendUint32(buf, uint32(11+n)), nil
 }

@@ -27,6 +27,30 @@ func TestWriteTag(t *testing.T) {
 	}
 }
 
+// Tags appended one after another are what WriteTag writes of each, in
+// order; a tag too large leaves the buffer as it was.
+func TestAppendTag(t *testing.T) {
+	tags := []Tag{
+		{Type: TagVideo, Timestamp: 40, Data: []byte{0x17, 0x01, 0xaa}},
+		{Type: TagAudio, Timestamp: 42, Data: []byte{0xaf, 0x01}},
+	}
+	var want bytes.Buffer
+	var buf []byte
+	for _, tag := range tags {
+		WriteTag(&want, tag)
+		var err error
+		if buf, err = AppendTag(buf, tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(buf, want.Bytes()) {
+		t.Errorf("appended % x\nwritten  % x", buf, want.Bytes())
+	}
+	if got, err := AppendTag(buf, Tag{Type: TagVideo, Data: make([]byte, 1<<24)}); err == nil || len(got) != len(buf) {
+		t.Errorf("a tag too large: %d bytes, %v", len(got), err)
+	}
+}
+
 func TestHeaderAnnouncesOnlyTheTracksThereAre(t *testing.T) {
 	for _, tt := range []struct {
 		audio, video bool

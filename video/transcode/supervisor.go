@@ -359,26 +359,49 @@ func (s *Session) runOnce(n int, first flv.Tag) error {
 		return err
 	}
 
-	write := func(t flv.Tag) error {
+	// buf holds the tags of one write, reused from write to write.
+	var buf []byte
+	// write writes t and, if gather, the tags already queued after it: the
+	// publisher's are read a few at a time (ingest gathers its reads),
+	// and each write wakes ffmpeg.
+	write := func(t flv.Tag, gather bool) error {
+		var err error
+		if buf, err = flv.AppendTag(buf[:0], t); err != nil {
+			return err
+		}
+	more:
+		for gather && len(buf) < maxWrite {
+			select {
+			case t := <-s.in:
+				if buf, err = flv.AppendTag(buf, t); err != nil {
+					return err
+				}
+			default:
+				break more
+			}
+		}
 		pw.SetWriteDeadline(time.Now().Add(s.policy.Stall))
-		return flv.WriteTag(pw, t)
+		_, err = pw.Write(buf)
+		return err
 	}
+	writeQueued := func(t flv.Tag) error { return write(t, true) }
 	_, werr := pw.Write(flv.Header(hasAudio, true))
+	// The prelude and the first tag go before anything queued.
 	for _, t := range append(prelude, first) {
 		if werr == nil {
-			werr = write(t)
+			werr = write(t, false)
 		}
 	}
 	for werr == nil {
 		select {
 		case t := <-s.in:
-			werr = write(t)
+			werr = writeQueued(t)
 		case err := <-exited:
 			exited <- err
 			pw.Close()
 			return wait()
 		case <-s.closing:
-			s.finish(write)
+			s.finish(writeQueued)
 			pw.Close()
 			t := time.NewTimer(s.policy.Drain)
 			select {
@@ -398,6 +421,9 @@ func (s *Session) runOnce(n int, first flv.Tag) error {
 	cancel()
 	return wait()
 }
+
+// maxWrite is where write stops gathering tags: a pipe holds 64 KiB.
+const maxWrite = 256 << 10
 
 // finish hands ffmpeg what is still queued once the publisher has left.
 func (s *Session) finish(write func(flv.Tag) error) {

@@ -74,6 +74,9 @@ func fakeFFmpeg(mode, dir string) int {
 			}
 			time.Sleep(100 * time.Millisecond) // ffmpeg's -stats_period, shortened
 		}
+	case "copy":
+		io.Copy(f, os.Stdin)
+		return 0
 	case "ignore-sigint":
 		signal.Ignore(syscall.SIGINT)
 		io.Copy(f, os.Stdin)
@@ -258,6 +261,42 @@ func TestSupervisorRestartsACrashedChildFromAKeyFrame(t *testing.T) {
 	for i := 4; i < len(tags); i++ {
 		if tags[i].Timestamp < tags[i-1].Timestamp {
 			t.Fatalf("tag %d goes back in time: %d after %d", i, tags[i].Timestamp, tags[i-1].Timestamp)
+		}
+	}
+}
+
+// Tags queued in a burst go to ffmpeg several to a write, each whole and
+// in order, and so do those still queued when the publisher leaves.
+func TestBurstsReachFFmpegWholeAndInOrder(t *testing.T) {
+	s, dir, _ := startFake(t, "copy", Policy{})
+	s.WriteTag(metaTag)
+	s.WriteTag(avcConfig)
+	s.WriteTag(aacConfig)
+	const n = 600
+	for i := range n {
+		s.WriteTag(frame(i))
+		if i%100 == 99 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "run1.flv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := readTags(t, b)
+	want := append([]flv.Tag{metaTag, avcConfig, aacConfig}, make([]flv.Tag, n)...)
+	for i := range n {
+		want[3+i] = frame(i)
+	}
+	if len(tags) != len(want) {
+		t.Fatalf("ffmpeg got %d tags, want %d", len(tags), len(want))
+	}
+	for i, w := range want {
+		if tags[i].Type != w.Type || tags[i].Timestamp != w.Timestamp || !bytes.Equal(tags[i].Data, w.Data) {
+			t.Fatalf("tag %d is %s at %d, want %s at %d", i, tags[i].Type, tags[i].Timestamp, w.Type, w.Timestamp)
 		}
 	}
 }
