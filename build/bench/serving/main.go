@@ -63,6 +63,7 @@ func main() {
 	window := flag.Duration("window", 20*time.Second, "streaming: length of a window")
 	skipServing := flag.Bool("skip-serving", false, "measure only the streaming CPU")
 	skipStreaming := flag.Bool("skip-streaming", false, "measure only the serving cost")
+	proxy := flag.Bool("proxy", false, "serving: keep Starling's default of loopback as a trusted reverse proxy, as behind nginx on the same machine (by default the tool's connections are viewers' own)")
 	pin := flag.Bool("pin", true, "serving: run both servers on the second CPU and this tool on the first, so that they do not take turns differently from round to round")
 	flag.Parse()
 	if *fileServer != "" {
@@ -72,7 +73,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *rounds, *n, *conns, *windows, *window, !*skipServing, !*skipStreaming, *pin); err != nil {
+	if err := run(*bin, *rounds, *n, *conns, *windows, *window, !*skipServing, !*skipStreaming, *pin, *proxy); err != nil {
 		fmt.Fprintln(os.Stderr, "serving bench:", err)
 		os.Exit(1)
 	}
@@ -98,7 +99,7 @@ func serveFiles(dir string) error {
 	return nil
 }
 
-func run(bin string, rounds, n, conns, windows int, window time.Duration, serving, streaming, pin bool) error {
+func run(bin string, rounds, n, conns, windows int, window time.Duration, serving, streaming, pin, proxy bool) error {
 	tmp, err := os.MkdirTemp("", "starling-serving-")
 	if err != nil {
 		return err
@@ -114,7 +115,7 @@ func run(bin string, rounds, n, conns, windows int, window time.Duration, servin
 	}
 	busy0, total0 := benchkit.MachineCPU()
 	if serving {
-		if err := measureServing(bin, tmp, rounds, n, conns, pin); err != nil {
+		if err := measureServing(bin, tmp, rounds, n, conns, pin, proxy); err != nil {
 			return err
 		}
 	}
@@ -161,11 +162,15 @@ func stopPublisher(pub *exec.Cmd) {
 	pub.Wait()
 }
 
-func measureServing(bin, tmp string, rounds, n, conns int, pin bool) error {
+func measureServing(bin, tmp string, rounds, n, conns int, pin, proxy bool) error {
 	// No trusted proxies: the tool's connections are viewers' own, as
 	// on the Internet, each held to its address's share (by default
 	// loopback is a trusted reverse proxy, exempt from the limits).
-	srv, err := benchkit.Start(bin, tmp, "--trusted-proxies=")
+	flags := []string{"--trusted-proxies="}
+	if proxy {
+		flags = nil
+	}
+	srv, err := benchkit.Start(bin, tmp, flags...)
 	if err != nil {
 		return err
 	}
@@ -298,7 +303,11 @@ func measureServing(bin, tmp string, rounds, n, conns int, pin bool) error {
 				r, kind.name, round[0], round[1], round[0]/round[1])
 		}
 	}
-	fmt.Printf("\nserving, medians of %d rounds of %d requests of each kind, %d clients:\n", rounds, n, conns)
+	who := "viewers' own connections"
+	if proxy {
+		who = "through a trusted proxy on loopback"
+	}
+	fmt.Printf("\nserving, %s, medians of %d rounds of %d requests of each kind, %d clients:\n", who, rounds, n, conns)
 	fmt.Printf("| requests | Starling, CPU-s per 1000 | FileServer, CPU-s per 1000 | Starling/FileServer (range) |\n|---|---|---|---|\n")
 	for k, kind := range kinds {
 		fmt.Printf("| %s | %.3f | %.3f | %.2f (%.2f–%.2f) |\n", kind.name,
