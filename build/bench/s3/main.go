@@ -16,7 +16,7 @@
 // Everything runs in this process on loopback (versitygw and the old
 // tree's driver are child processes).
 //
-//	go run ./build/bench/s3          # everything, about 9 minutes
+//	go run ./build/bench/s3          # everything, about 7 minutes
 //	go run ./build/bench/s3 -parts publish
 package main
 
@@ -121,11 +121,12 @@ func publishPart(g *gateway, tc trackerConfig, lc latencyConfig) error {
 				defer s.Close()
 				remote = s
 			}
+			m := newMeter(g)
 			r, err := measurePublish(store, remote, tc.kbps, tc.segDur, lc, flood)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "%s %s: p50 %s p99 %s, %.1f MB/s\n", r.store, r.mode, fmtDur(r.lat.P50, 0), fmtDur(r.lat.P99, 0), r.mbps)
+			fmt.Fprintf(os.Stderr, "%s %s: p50 %s p99 %s, %.1f MB/s; %s\n", r.store, r.mode, fmtDur(r.lat.P50, 0), fmtDur(r.lat.P99, 0), r.mbps, m)
 			rs = append(rs, r)
 		}
 	}
