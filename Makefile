@@ -1,4 +1,4 @@
-.PHONY: run test fuzz build web bench bench-swarm load-tracker load-chat load-rtmp
+.PHONY: run test fuzz build web bench bench-swarm bench-s3 load-tracker load-chat load-rtmp
 # FUZZTIME is how long make fuzz runs each target: a duration, or a count such as 10000x.
 FUZZTIME ?= 2m
 run:     ## install ffmpeg if missing and run on the defaults
@@ -28,6 +28,8 @@ bench:   ## measure time to first segment, CPU and memory (see docs/benchmarks.m
 	go run ./build/bench/pipeline
 bench-swarm: ## P2P offload and glass-to-glass latency for 2, 4 and 8 viewers
 	go run ./build/bench/swarm -viewers 2,4,8 -window 60s -warmup 20s
+bench-s3: ## segment complete -> listed with an S3 bucket (versitygw), and tracker announces while the bucket is slow, before and after
+	go run ./build/bench/s3
 load-tracker: ## 10,000 simulated viewers against the tracker
 	go run ./build/load/tracker -peers 10000 -interval 10s -window 30s
 load-rtmp: ## strangers on the RTMP port: memory they make the server hold, lock-out, descriptors running out
