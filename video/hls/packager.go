@@ -150,6 +150,9 @@ type limits struct {
 	// maxBackoff is the longest wait between tries of a failing remote
 	// store (30 s).
 	maxBackoff time.Duration
+	// segmentWait, if set, replaces the deadline of a segment's upload,
+	// which derives from its length (tests).
+	segmentWait time.Duration
 }
 
 // Rendition is a variant as the published master playlist announces it.

@@ -67,7 +67,8 @@ func (b *Broadcast) store(v *variant, j *job) {
 	defer func() { <-v.slots }()
 	sum := sha256.Sum256(j.data)
 	j.hash = hex.EncodeToString(sum[:])
-	if b.sink != nil && b.sink.upload(j.name, j.data) {
+	length := time.Duration(j.listing.duration * float64(time.Second))
+	if b.sink != nil && b.sink.upload(j.name, j.data, length) {
 		j.uri = b.sink.remote.URL(j.name)
 		return
 	}
@@ -77,7 +78,7 @@ func (b *Broadcast) store(v *variant, j *job) {
 	}
 	j.uri = path.Base(j.name)
 	if b.sink != nil {
-		b.sink.defer_(j.name, j.data)
+		b.sink.defer_(j.name, j.data, length)
 	}
 }
 

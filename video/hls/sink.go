@@ -3,6 +3,7 @@ package hls
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -29,6 +30,7 @@ type sink struct {
 	timeout  time.Duration
 	maxBytes int64
 	backoff  time.Duration // the longest
+	wait     time.Duration // if set, the deadline of every segment (tests)
 	// ready is closed once what an earlier broadcast left in the store
 	// has been cleared; uploads wait for it.
 	ready chan struct{}
@@ -47,6 +49,13 @@ type sink struct {
 	backlogBytes int64
 	// uploaded names the objects in the store, to delete them at the end.
 	uploaded map[string]bool
+	// up is the context of direct uploads, cancelled when the store is
+	// found down so that they give up at once; replaced when it is back.
+	up       context.Context
+	cancelUp context.CancelFunc
+	// fastEnough is the deadline of the newest segment: a backlog upload
+	// that takes longer does not count as the store being back.
+	fastEnough time.Duration
 	// deletes are objects to remove from the store, in batches;
 	// localDeletes are local copies run removes.
 	deletes      []string
@@ -74,12 +83,15 @@ func (p *Packager) newSink(r Remote, prev *sink) *sink {
 		timeout:  p.limits.uploadTimeout,
 		maxBytes: p.limits.maxBacklog,
 		backoff:  p.limits.maxBackoff,
+		wait:     p.limits.segmentWait,
 		ready:    make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		uploaded: map[string]bool{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.up, s.cancelUp = context.WithCancel(s.ctx)
+	s.fastEnough = s.deadline(0)
 	s.stats.Remote = true
 	p.wg.Go(func() {
 		if prev != nil {
@@ -130,29 +142,45 @@ func (p *Packager) StorageStatus() StorageStatus {
 	return st
 }
 
-// upload tries to put a segment in the store, unless it is down; false
-// sends the segment to local disk.
-func (s *sink) upload(name string, data []byte) bool {
+// deadline is how long the upload of a segment of the given length may
+// hold up its publication: twice its length (at least 2 s, at most the
+// upload timeout). A bucket slower than that would put the live edge ever
+// further behind, so it counts as down, and the segment goes to local
+// disk while the viewers' buffers still hold.
+func (s *sink) deadline(segment time.Duration) time.Duration {
+	if s.wait > 0 {
+		return s.wait
+	}
+	return min(max(2*segment, 2*time.Second), s.timeout)
+}
+
+// upload tries to put a segment in the store within its deadline, unless
+// the store is down; false sends the segment to local disk.
+func (s *sink) upload(name string, data []byte, segment time.Duration) bool {
 	select {
 	case <-s.ready:
 	case <-s.ctx.Done():
 		return false
 	}
+	s.mu.Lock()
+	up := s.up
+	s.mu.Unlock()
 	if s.down.Load() {
 		return false
 	}
-	err := s.put(name, data)
-	if err != nil {
-		s.fail(err)
+	ctx, cancel := context.WithTimeout(up, s.deadline(segment))
+	defer cancel()
+	if err := s.put(ctx, name, data); err != nil {
+		if up.Err() == nil {
+			s.fail(err)
+		}
 		return false
 	}
 	return true
 }
 
-// put uploads one object, within the timeout or until the sink quits.
-func (s *sink) put(name string, data []byte) error {
-	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
-	defer cancel()
+// put uploads one object.
+func (s *sink) put(ctx context.Context, name string, data []byte) error {
 	if err := s.remote.Put(ctx, name, data); err != nil {
 		return err
 	}
@@ -170,14 +198,18 @@ func (s *sink) fail(err error) {
 	if !s.down.Load() {
 		s.stats.DownSince = time.Now()
 		s.log.Warn("the S3 bucket is failing: viewers are served from this server's disk until it is back; the segments are uploaded then", "err", err)
+		s.down.Store(true)
+		// The other uploads in flight would each wait out their own
+		// deadline, and the segments behind them with them.
+		s.cancelUp()
 	}
-	s.down.Store(true)
 	s.mu.Unlock()
 }
 
 // defer_ adds a segment stored on local disk to the backlog.
-func (s *sink) defer_(name string, data []byte) {
+func (s *sink) defer_(name string, data []byte, segment time.Duration) {
 	s.mu.Lock()
+	s.fastEnough = s.deadline(segment)
 	s.backlog = append(s.backlog, &deferred{name: name, data: data})
 	s.backlogBytes += int64(len(data))
 	s.stats.Deferred++
@@ -276,16 +308,25 @@ func (s *sink) work(ctx context.Context) bool {
 			break
 		}
 		d := s.backlog[0]
+		fast := s.fastEnough
 		s.mu.Unlock()
-		if err := s.put(d.name, d.data); err != nil {
+		began := time.Now()
+		pctx, cancel := context.WithTimeout(ctx, s.timeout)
+		err := s.put(pctx, d.name, d.data)
+		cancel()
+		if err != nil {
 			s.fail(err)
 			return false
 		}
+		took := time.Since(began)
 		s.mu.Lock()
-		if s.down.Load() {
+		if s.down.Load() && took <= fast {
 			s.down.Store(false)
+			s.up, s.cancelUp = context.WithCancel(s.ctx)
 			s.log.Info("the S3 bucket is back; new segments go there again", "down_for", time.Since(s.stats.DownSince).Round(time.Second))
 			s.stats.DownSince, s.capHit = time.Time{}, false
+		} else if s.down.Load() {
+			s.stats.LastError = fmt.Sprintf("the bucket answers, but an upload took %s, longer than a segment may wait (%s)", took.Round(time.Millisecond), fast)
 		}
 		if len(s.backlog) > 0 && s.backlog[0] == d {
 			s.backlog = s.backlog[1:]

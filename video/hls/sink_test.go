@@ -276,3 +276,86 @@ func TestBacklogOfALongOutageIsCapped(t *testing.T) {
 		t.Errorf("status: %+v", st)
 	}
 }
+
+// delay holds every Put of f until d from now.
+func (f *fakeRemote) delay(d time.Duration) {
+	hold := make(chan struct{})
+	f.mu.Lock()
+	f.hold = hold
+	f.mu.Unlock()
+	go func() {
+		time.Sleep(d)
+		close(hold)
+	}()
+}
+
+func TestHangingBucketFallsBackOnceForAllUploadsInFlight(t *testing.T) {
+	p, _ := newPackager(t)
+	p.limits.segmentWait = 200 * time.Millisecond
+	remote := newFakeRemote()
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 5, Remote: remote})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	f.segment(0, 0)
+	f.playlist(0, 0, false)
+	waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
+
+	// The bucket hangs: every upload waits until the test ends.
+	hang := make(chan struct{})
+	defer close(hang)
+	remote.mu.Lock()
+	remote.hold = hang
+	remote.mu.Unlock()
+	for i := 1; i <= 3; i++ {
+		f.segment(0, i)
+		f.playlist(0, i, false)
+	}
+	// The first upload to miss its deadline marks the bucket down and
+	// sends the others in flight to local disk at once, rather than each
+	// waiting out a deadline of its own behind it.
+	pl := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(4))
+	for _, s := range pl.GetAllSegments()[1:] {
+		if strings.HasPrefix(s.URI, "https://") {
+			t.Errorf("%s listed from the hanging bucket", s.URI)
+		}
+	}
+	if st := p.StorageStatus(); !st.Down || st.Deferred != 3 {
+		t.Errorf("status: %+v", st)
+	}
+}
+
+func TestSlowBucketStaysDownUntilItKeepsUp(t *testing.T) {
+	p, _ := newPackager(t)
+	p.limits.maxBackoff = 10 * time.Millisecond
+	// A segment may wait 100 ms for its upload; the bucket takes 300 ms:
+	// it answers, but a live edge waiting for it would fall ever further
+	// behind.
+	p.limits.segmentWait = 100 * time.Millisecond
+	remote := newFakeRemote()
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3, Remote: remote})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	remote.delay(300 * time.Millisecond)
+	f.segment(0, 0)
+	f.playlist(0, 0, false)
+	pl := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
+	if strings.HasPrefix(lastURI(pl), "https://") {
+		t.Fatalf("%s listed from a bucket slower than the segment may wait", lastURI(pl))
+	}
+	// The backlog upload succeeds, slowly: that is not the bucket back.
+	eventually(t, "the backlog uploaded", func() bool { return p.StorageStatus().Backlog == 0 })
+	if st := p.StorageStatus(); !st.Down || !strings.Contains(st.LastError, "took") {
+		t.Errorf("a bucket slower than the segments may wait counts as back: %+v", st)
+	}
+	// Once it keeps up, it is back.
+	remote.mu.Lock()
+	remote.hold = nil
+	remote.mu.Unlock()
+	f.segment(0, 1)
+	f.playlist(0, 1, false)
+	eventually(t, "the bucket back", func() bool { return !p.StorageStatus().Down })
+	f.segment(0, 2)
+	f.playlist(0, 2, false)
+	pl = waitPlaylist(t, p, "0/stream.m3u8", hasSegments(3))
+	if !strings.HasPrefix(lastURI(pl), "https://") {
+		t.Errorf("%s: the bucket keeps up again, yet segments stay local", lastURI(pl))
+	}
+}
