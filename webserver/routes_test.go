@@ -103,3 +103,57 @@ func isAdminPath(path string) bool {
 	}
 	return false
 }
+
+// fakeHLS records how each request reached it: through the mux and
+// StripPrefix (ServeHTTP) or straight (ServeFile).
+type fakeHLS struct{ via []string }
+
+func (f *fakeHLS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.via = append(f.via, "mux "+r.URL.Path)
+}
+
+func (f *fakeHLS) ServeFile(w http.ResponseWriter, r *http.Request, name string) {
+	f.via = append(f.via, "file "+name)
+}
+
+// A clean /hls/ path goes straight to the packager with the prefix taken
+// off; one the mux would clean, redirect or unescape goes through the mux
+// as before.
+func TestHLSGoesStraightToThePackager(t *testing.T) {
+	dir := t.TempDir()
+	hls := &fakeHLS{}
+	s, err := New(Deps{
+		Logger:       slog.New(slog.DiscardHandler),
+		Handlers:     controllers.New(controllers.Deps{}),
+		Admin:        password("the-admin-password"),
+		Tracker:      http.NotFoundHandler(),
+		Chat:         http.NotFoundHandler(),
+		HLS:          hls,
+		ThumbnailDir: dir,
+		PublicDir:    filepath.Join(dir, "public"),
+		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(t.Context())
+	for _, tc := range []struct{ method, target, via string }{
+		{http.MethodGet, "/hls/stream.m3u8", "file stream.m3u8"},
+		{http.MethodGet, "/hls/0/seg-17.ts", "file 0/seg-17.ts"},
+		{http.MethodOptions, "/hls/0/seg-17.ts", "file 0/seg-17.ts"},
+		{http.MethodPost, "/hls/0/stream.m3u8", "file 0/stream.m3u8"},
+		{http.MethodGet, "/hls/0%2Fseg-17.ts", "mux 0/seg-17.ts"},
+		{http.MethodGet, "/hls/%2e%2e/secret.ts", "mux ../secret.ts"}, // refused by the packager
+		{http.MethodGet, "/hls/0/../../secret.ts", ""},
+		{http.MethodGet, "/hls//0/seg-17.ts", ""},
+		{http.MethodGet, "/hls/", "mux "},
+	} {
+		hls.via = nil
+		r := httptest.NewRequest(tc.method, "http://x"+tc.target, nil)
+		r.RemoteAddr = "192.0.2.1:1234"
+		s.Handler().ServeHTTP(httptest.NewRecorder(), r)
+		if got := strings.Join(hls.via, ","); got != tc.via {
+			t.Errorf("%s %s reached the packager as %q, want %q", tc.method, tc.target, got, tc.via)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path"
+	"strings"
 
 	"github.com/starling-live/starling/controllers"
 )
@@ -131,7 +133,11 @@ func New(d Deps) (*Server, error) {
 	mux.Handle("GET /thumbnail.jpg", &thumbnail{root: thumbRoot})
 	mux.Handle("/", web)
 
-	s.handler = requestID(clientIP(s.trusted, accessLog(d.Logger, securityHeaders(deadlines(s.limits, recoverPanics(d.Logger, mux))))))
+	routes := http.Handler(mux)
+	if files, ok := d.HLS.(hlsFiles); ok {
+		routes = hlsFirst(files, mux)
+	}
+	s.handler = requestID(clientIP(s.trusted, accessLog(d.Logger, securityHeaders(deadlines(s.limits, recoverPanics(d.Logger, routes))))))
 	return s, nil
 }
 
@@ -174,6 +180,27 @@ func (s *Server) closeRoots() {
 	for _, r := range s.roots {
 		r.Close()
 	}
+}
+
+// hlsFiles is the packager's way in for a path with the prefix taken off.
+type hlsFiles interface {
+	ServeFile(w http.ResponseWriter, r *http.Request, name string)
+}
+
+// hlsFirst hands the stream's requests, most of all requests by far,
+// straight to the packager: the mux would match each against every route,
+// and StripPrefix copy the request and its URL. A path the mux would
+// clean or redirect, or one with escapes, still goes through the mux and
+// is served (or refused) as before.
+func hlsFirst(files hlsFiles, mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if name, ok := strings.CutPrefix(r.URL.Path, "/hls/"); ok && name != "" && r.URL.RawPath == "" &&
+			r.Method != http.MethodConnect && path.Clean(r.URL.Path) == r.URL.Path {
+			files.ServeFile(w, r, name)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func apiNotFound(w http.ResponseWriter, r *http.Request) {

@@ -71,6 +71,13 @@ var (
 // outside the stream's directory (Files is expected to refuse "..",
 // absolute paths and symlinks that leave it, as os.Root's does).
 func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.ServeFile(w, r, r.URL.Path)
+}
+
+// ServeFile serves the stream file name as ServeHTTP serves r.URL.Path: a
+// web server that has already taken the prefix off the path calls it
+// without copying the request.
+func (p *Packager) ServeFile(w http.ResponseWriter, r *http.Request, name string) {
 	h := w.Header()
 	// Players on other sites may embed the stream.
 	h["Access-Control-Allow-Origin"] = anyOrigin
@@ -87,7 +94,6 @@ func (p *Packager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	name := r.URL.Path
 	typ, ok := fileTypes[path.Ext(name)]
 	if !ok || storage.CheckName(name) != nil {
 		http.NotFound(w, r)
