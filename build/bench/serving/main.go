@@ -23,7 +23,8 @@
 // Starling/FileServer of each round.
 //
 // Streaming: it starts Starling again with the default settings (one 720p
-// x264 rendition), publishes the same stream, and samples over windows the
+// x264 rendition; -stream-passthrough: one passthrough rendition),
+// publishes the same stream, and samples over windows the
 // CPU of the server process, of its transcoding ffmpeg, and of its
 // short-lived children that have exited (thumbnail ffmpegs, if it forks
 // any), each as a share of one core. The publisher is not counted.
@@ -63,6 +64,8 @@ func main() {
 	window := flag.Duration("window", 20*time.Second, "streaming: length of a window")
 	skipServing := flag.Bool("skip-serving", false, "measure only the streaming CPU")
 	skipStreaming := flag.Bool("skip-streaming", false, "measure only the serving cost")
+	streamPassthrough := flag.Bool("stream-passthrough", false, "streaming: one passthrough rendition instead of the default 720p transcode")
+	only := flag.String("only", "", "serving: load only segments or only playlists (for a profile of one)")
 	proxy := flag.Bool("proxy", false, "serving: keep Starling's default of loopback as a trusted reverse proxy, as behind nginx on the same machine (by default the tool's connections are viewers' own)")
 	pin := flag.Bool("pin", true, "serving: run both servers on the second CPU and this tool on the first, so that they do not take turns differently from round to round")
 	flag.Parse()
@@ -73,7 +76,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*bin, *rounds, *n, *conns, *windows, *window, !*skipServing, !*skipStreaming, *pin, *proxy); err != nil {
+	if err := run(*bin, *rounds, *n, *conns, *windows, *window, !*skipServing, !*skipStreaming, *pin, *proxy, *streamPassthrough, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "serving bench:", err)
 		os.Exit(1)
 	}
@@ -99,7 +102,7 @@ func serveFiles(dir string) error {
 	return nil
 }
 
-func run(bin string, rounds, n, conns, windows int, window time.Duration, serving, streaming, pin, proxy bool) error {
+func run(bin string, rounds, n, conns, windows int, window time.Duration, serving, streaming, pin, proxy, passthrough bool, only string) error {
 	tmp, err := os.MkdirTemp("", "starling-serving-")
 	if err != nil {
 		return err
@@ -115,12 +118,12 @@ func run(bin string, rounds, n, conns, windows int, window time.Duration, servin
 	}
 	busy0, total0 := benchkit.MachineCPU()
 	if serving {
-		if err := measureServing(bin, tmp, rounds, n, conns, pin, proxy); err != nil {
+		if err := measureServing(bin, tmp, rounds, n, conns, pin, proxy, only); err != nil {
 			return err
 		}
 	}
 	if streaming {
-		if err := measureStreaming(bin, tmp, windows, window); err != nil {
+		if err := measureStreaming(bin, tmp, windows, window, passthrough); err != nil {
 			return err
 		}
 	}
@@ -162,7 +165,7 @@ func stopPublisher(pub *exec.Cmd) {
 	pub.Wait()
 }
 
-func measureServing(bin, tmp string, rounds, n, conns int, pin, proxy bool) error {
+func measureServing(bin, tmp string, rounds, n, conns int, pin, proxy bool, only string) error {
 	// No trusted proxies: the tool's connections are viewers' own, as
 	// on the Internet, each held to its address's share (by default
 	// loopback is a trusted reverse proxy, exempt from the limits).
@@ -258,6 +261,12 @@ func measureServing(bin, tmp string, rounds, n, conns int, pin, proxy bool) erro
 		name  string
 		paths []string
 	}{{"segments", segments}, {"playlists", playlists}}
+	switch only {
+	case "segments":
+		kinds = kinds[:1]
+	case "playlists":
+		kinds = kinds[1:]
+	}
 	// costs[kind][server] are the CPU-seconds per 1000 requests of each
 	// round; ratios[kind] the round's Starling/FileServer.
 	costs := make([][][]float64, len(kinds))
@@ -451,13 +460,21 @@ func (f *fileServer) stop() {
 	f.cmd.Wait()
 }
 
-func measureStreaming(bin, tmp string, windows int, window time.Duration) error {
+func measureStreaming(bin, tmp string, windows int, window time.Duration, passthrough bool) error {
 	srv, err := benchkit.Start(bin, tmp)
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	fmt.Println("\nstreaming: default settings (one 720p x264 rendition), publishing 1280x720 30 fps 3 Mbit/s, no viewers")
+	settings := "default settings (one 720p x264 rendition)"
+	if passthrough {
+		settings = "one passthrough rendition"
+		if err := srv.Admin("/api/admin/config/video/streamoutputvariants",
+			`{"value":[{"name":"source","videoPassthrough":true,"audioPassthrough":true}]}`); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nstreaming: %s, publishing 1280x720 30 fps 3 Mbit/s, no viewers\n", settings)
 	launched := time.Now()
 	// The thumbnail is polled from the publisher's launch: it may come
 	// before the first segment.
