@@ -1,6 +1,7 @@
 package webserver
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -42,7 +43,7 @@ func TestCountedConnKeepsReadFrom(t *testing.T) {
 	}()
 	req, _ := http.NewRequest(http.MethodGet, "http://x/seg-1.ts", nil)
 	req.Close = true
-	tr := &http.Transport{Dial: func(string, string) (net.Conn, error) { return client, nil }}
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return client, nil }}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		t.Fatal(err)

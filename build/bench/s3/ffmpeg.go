@@ -206,14 +206,6 @@ func (f *fakeFFmpeg) paced(ctx context.Context, every time.Duration, first, coun
 	return nil
 }
 
-// completed returns when segment k was complete, if it was.
-func (f *fakeFFmpeg) completed(k segKey) (time.Time, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	t, ok := f.done[k]
-	return t, ok
-}
-
 // putsDuring are the writes (segment and playlist) under way at some time in [from, to):
 // one still unanswered counts as lost.
 func (f *fakeFFmpeg) putsDuring(from, to time.Time) []time.Duration {
