@@ -1,7 +1,8 @@
 //go:build starling_before
 
 // This is the driver of the tracker scenarios for the tree before segments
-// were stored outside the packager's lock (b190983^). It does not build
+// were stored outside the packager's lock (the parent of the commit "hls:
+// segments are stored outside the packager's lock"). It does not build
 // here: before.go copies it, with the files it shares with main.go, into
 // an export of that tree, runs it there, and reads the JSON it prints.
 // There, Packager.Renditions takes the packager's lock, under which every
@@ -54,7 +55,7 @@ func scenario(name string, tc trackerConfig, disk bool) (trackerResult, error) {
 	if err != nil {
 		return trackerResult{}, err
 	}
-	slow := newSlowStorage(oneDelete{st}, tc.delay)
+	slow := newSlowStorage(st, tc.delay)
 	p := hls.New(hls.Deps{Logger: slog.New(slog.DiscardHandler), Storage: slow})
 	if err := p.Start(context.Background()); err != nil {
 		return trackerResult{}, err
@@ -72,10 +73,3 @@ func scenario(name string, tc trackerConfig, disk bool) (trackerResult, error) {
 	})
 	return r, err
 }
-
-// oneDelete gives local.Storage the Delete the old hls.Storage declares:
-// local's became variadic in 0cf6eb2, one commit series ahead of hls, so
-// that the tree at b190983^ does not build as a whole (its main package).
-type oneDelete struct{ *local.Storage }
-
-func (s oneDelete) Delete(ctx context.Context, name string) error { return s.Storage.Delete(ctx, name) }

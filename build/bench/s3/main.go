@@ -10,7 +10,7 @@
 //   - the tracker: announce round trips of simulated viewers while ffmpeg
 //     publishes in real time and the bucket (or disk) turns slow, in this
 //     tree and, for comparison, in the tree before segments were stored
-//     outside the packager's lock (b190983^), which it exports with git
+//     outside the packager's lock (the parent of the seam's commit), which it exports with git
 //     archive and runs with before_main.go.
 //
 // Everything runs in this process on loopback (versitygw and the old
@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -38,8 +39,20 @@ import (
 func cpus() int { return runtime.NumCPU() }
 
 // beforeRev is the last commit whose packager stored segments under the
-// lock the tracker's allowlist took.
-const beforeRev = "b190983^"
+// lock the tracker's allowlist took: the parent of the seam's commit,
+// found by its subject, so that a rebase does not lose it.
+var beforeRev = seamParent()
+
+// seamParent names the parent of the seam's commit, "HASH^", or the
+// search itself if git does not find it (the tool then says so).
+func seamParent() string {
+	const seam = ":/^hls: segments are stored outside the packager's lock"
+	out, err := exec.Command("git", "rev-parse", "--short", seam).Output()
+	if err != nil {
+		return seam + " (not found)"
+	}
+	return strings.TrimSpace(string(out)) + "^"
+}
 
 func main() {
 	tc := trackerConfig{kbps: []int{3000, 1200}}
