@@ -173,7 +173,7 @@ func (b *Broadcast) retire(v *variant, n int) {
 		if old.Discontinuity {
 			v.discSeq++
 		}
-		v.retired = append(v.retired, fmt.Sprintf("%d/seg-%d.ts", v.index, v.seqOf(old)))
+		v.retired = append(v.retired, fmt.Sprintf("%d/seg-%d.ts", v.index, seqOf(old)))
 	}
 	var gone []string
 	for len(v.retired) > b.opts.PlaylistSegments {
@@ -194,9 +194,9 @@ func (b *Broadcast) retire(v *variant, n int) {
 	}
 }
 
-// seqOf is the media sequence number of s, a segment of v's window: the
+// seqOf is the media sequence number of s, a segment of a window: the
 // URI's last element is the storage name's, whatever the URI's base.
-func (v *variant) seqOf(s *m3u8.MediaSegment) uint64 {
+func seqOf(s *m3u8.MediaSegment) uint64 {
 	var n uint64
 	fmt.Sscanf(path.Base(s.URI), "seg-%d.ts", &n)
 	return n
@@ -219,7 +219,7 @@ func (b *Broadcast) writePlaylist(v *variant, closed bool) {
 		b.p.log.Error("could not build a playlist", "err", err)
 		return
 	}
-	pl.SeqNo = v.seqOf(v.window[0])
+	pl.SeqNo = seqOf(v.window[0])
 	pl.DiscontinuitySeq = v.discSeq
 	pl.TargetDuration = v.target
 	for _, s := range v.window {

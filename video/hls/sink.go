@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -34,7 +33,6 @@ type sink struct {
 	// ready is closed once what an earlier broadcast left in the store
 	// has been cleared; uploads wait for it.
 	ready chan struct{}
-	down  atomic.Bool
 	wake  chan struct{}
 	// ctx ends the uploads: cancel is called by finish, and done is closed
 	// when run has returned.
@@ -60,8 +58,9 @@ type sink struct {
 	// localDeletes are local copies run removes.
 	deletes      []string
 	localDeletes []string
-	stats        StorageStatus
-	capHit       bool
+	// stats.Down is whether the store counts as down.
+	stats  StorageStatus
+	capHit bool
 }
 
 type deferred struct {
@@ -137,7 +136,6 @@ func (p *Packager) StorageStatus() StorageStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.Down = s.down.Load()
 	st.Backlog, st.BacklogBytes = len(s.backlog), s.backlogBytes
 	return st
 }
@@ -163,9 +161,9 @@ func (s *sink) upload(name string, data []byte, segment time.Duration) bool {
 		return false
 	}
 	s.mu.Lock()
-	up := s.up
+	up, down := s.up, s.stats.Down
 	s.mu.Unlock()
-	if s.down.Load() {
+	if down {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(up, s.deadline(segment))
@@ -195,10 +193,9 @@ func (s *sink) put(ctx context.Context, name string, data []byte) error {
 func (s *sink) fail(err error) {
 	s.mu.Lock()
 	s.stats.LastError = err.Error()
-	if !s.down.Load() {
-		s.stats.DownSince = time.Now()
+	if !s.stats.Down {
+		s.stats.Down, s.stats.DownSince = true, time.Now()
 		s.log.Warn("the S3 bucket is failing: viewers are served from this server's disk until it is back; the segments are uploaded then", "err", err)
-		s.down.Store(true)
 		// The other uploads in flight would each wait out their own
 		// deadline, and the segments behind them with them.
 		s.cancelUp()
@@ -320,12 +317,11 @@ func (s *sink) work(ctx context.Context) bool {
 		}
 		took := time.Since(began)
 		s.mu.Lock()
-		if s.down.Load() && took <= fast {
-			s.down.Store(false)
+		if s.stats.Down && took <= fast {
 			s.up, s.cancelUp = context.WithCancel(s.ctx)
 			s.log.Info("the S3 bucket is back; new segments go there again", "down_for", time.Since(s.stats.DownSince).Round(time.Second))
-			s.stats.DownSince, s.capHit = time.Time{}, false
-		} else if s.down.Load() {
+			s.stats.Down, s.stats.DownSince, s.capHit = false, time.Time{}, false
+		} else if s.stats.Down {
 			s.stats.LastError = fmt.Sprintf("the bucket answers, but an upload took %s, longer than a segment may wait (%s)", took.Round(time.Millisecond), fast)
 		}
 		if len(s.backlog) > 0 && s.backlog[0] == d {
