@@ -24,8 +24,7 @@ func newServedPackager(t *testing.T) (*httptest.Server, string) {
 	p, dir := newPackager(t)
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
-	f.segment(0, 0)
-	f.playlist(0, 0, false)
+	f.send(0, 0)
 	f.master(1)
 	uri := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1)).GetAllSegments()[0].URI
 

@@ -88,6 +88,14 @@ func (f *fakeFFmpeg) segment(v, n int) {
 	}
 }
 
+// send PUTs segment n of variant v and then the playlist listing it, as
+// ffmpeg does.
+func (f *fakeFFmpeg) send(v, n int) {
+	f.t.Helper()
+	f.segment(v, n)
+	f.playlist(v, n, false)
+}
+
 // playlist PUTs variant v's playlist listing its segments up to n, as
 // ffmpeg does (a window of 4, 2 s each).
 func (f *fakeFFmpeg) playlist(v, n int, end bool) {
@@ -211,15 +219,13 @@ func TestMasterWaitsForEveryVariant(t *testing.T) {
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3, Bandwidths: []int{2_000_000, 0}})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 
-	f.segment(0, 0)
-	f.playlist(0, 0, false)
+	f.send(0, 0)
 	f.master(2)
 	waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
 	if published(t, p, MasterPlaylist) {
 		t.Fatal("the master playlist was published before variant 1 had a playlist")
 	}
-	f.segment(1, 0)
-	f.playlist(1, 0, false)
+	f.send(1, 0)
 	waitPlaylist(t, p, "1/stream.m3u8", hasSegments(1))
 	code, raw := get(t, p, MasterPlaylist)
 	if code != http.StatusOK {
@@ -254,14 +260,12 @@ func TestSequenceRunsOnAcrossRestartsWithDiscontinuity(t *testing.T) {
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 4})
 	run1 := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 	for i := range 2 {
-		run1.segment(0, i)
-		run1.playlist(0, i, false)
+		run1.send(0, i)
 	}
 	// ffmpeg was restarted: its numbering starts again at 0.
 	run2 := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now().Add(5 * time.Second)}
 	for i := range 2 {
-		run2.segment(0, i)
-		run2.playlist(0, i, false)
+		run2.send(0, i)
 	}
 	// The first run's late output is refused.
 	if code := run1.put("0/seg-2.ts", []byte("late")); code != http.StatusGone {
@@ -280,8 +284,7 @@ func TestSequenceRunsOnAcrossRestartsWithDiscontinuity(t *testing.T) {
 	// Another restart pushes the discontinuity out of the window: the
 	// count moves to EXT-X-DISCONTINUITY-SEQUENCE.
 	for i := 2; i < 5; i++ {
-		run2.segment(0, i)
-		run2.playlist(0, i, false)
+		run2.send(0, i)
 	}
 	last := pl.SeqNo + 6
 	waitPlaylist(t, p, "0/stream.m3u8", func(pl *m3u8.MediaPlaylist) bool {
@@ -298,8 +301,7 @@ func TestRetentionRemovesOldSegments(t *testing.T) {
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 	for i := range 10 {
-		f.segment(0, i)
-		f.playlist(0, i, false)
+		f.send(0, i)
 	}
 	// End waits for every segment to be published, and for the removals.
 	b.End(context.Background())
@@ -375,8 +377,7 @@ func TestEndClosesPlaylistsAndWithdrawsMaster(t *testing.T) {
 	p, _, clock := newPackagerClock(t)
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
-	f.segment(0, 0)
-	f.playlist(0, 0, false)
+	f.send(0, 0)
 	f.master(1)
 	b.End(context.Background())
 	pl := readPlaylist(t, p, "0/stream.m3u8")
@@ -398,8 +399,7 @@ func TestEndClosesPlaylistsAndWithdrawsMaster(t *testing.T) {
 		t.Error("the previous broadcast's playlist survived a new broadcast")
 	}
 	f2 := &fakeFFmpeg{t: t, base: b2.NextRunURL(), pdt: time.Now()}
-	f2.segment(0, 0)
-	f2.playlist(0, 0, false)
+	f2.send(0, 0)
 	if next := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1)).SeqNo; next <= first {
 		t.Errorf("new broadcast's media sequence %d does not follow the old one's %d", next, first)
 	}

@@ -76,6 +76,13 @@ func (f *fakeRemote) Clear(ctx context.Context) error {
 
 func (f *fakeRemote) URL(name string) string { return "https://cdn.example/live/" + name }
 
+// setHold makes every Put wait until hold is closed; nil lets them go.
+func (f *fakeRemote) setHold(hold chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hold = hold
+}
+
 func (f *fakeRemote) set(failing bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -118,8 +125,7 @@ func TestRemoteSegmentsAreListedUnderTheirURLOnceUploaded(t *testing.T) {
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3, Remote: remote})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 	for i := range 3 {
-		f.segment(0, i)
-		f.playlist(0, i, false)
+		f.send(0, i)
 	}
 	pl := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(3))
 	for _, s := range pl.GetAllSegments() {
@@ -138,8 +144,7 @@ func TestRemoteSegmentsAreListedUnderTheirURLOnceUploaded(t *testing.T) {
 
 	// Segments past retention are removed from the bucket in batches.
 	for i := 3; i < 3+deleteBatch+6; i++ {
-		f.segment(0, i)
-		f.playlist(0, i, false)
+		f.send(0, i)
 	}
 	eventually(t, "a batch delete", func() bool {
 		remote.mu.Lock()
@@ -164,15 +169,13 @@ func TestBucketOutageServesLocallyThenUploadsTheBacklog(t *testing.T) {
 	remote := newFakeRemote()
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3, Remote: remote})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
-	f.segment(0, 0)
-	f.playlist(0, 0, false)
+	f.send(0, 0)
 	pl := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
 	first := pl.SeqNo
 
 	remote.set(true)
 	for i := 1; i < 10; i++ {
-		f.segment(0, i)
-		f.playlist(0, i, false)
+		f.send(0, i)
 		// Each segment is listed, and can be fetched where the playlist
 		// says, while the bucket is down: viewers keep watching.
 		want := fmt.Sprintf("seg-%d.ts", first+uint64(i))
@@ -196,8 +199,7 @@ func TestBucketOutageServesLocallyThenUploadsTheBacklog(t *testing.T) {
 			t.Errorf("%s never reached the bucket", name)
 		}
 	}
-	f.segment(0, 10)
-	f.playlist(0, 10, false)
+	f.send(0, 10)
 	want := fmt.Sprintf("https://cdn.example/live/0/seg-%d.ts", first+10)
 	waitPlaylist(t, p, "0/stream.m3u8", func(pl *m3u8.MediaPlaylist) bool { return lastURI(pl) == want })
 	if st := p.StorageStatus(); st.Down || st.Deferred != 9 {
@@ -210,17 +212,13 @@ func TestSlowBucketHoldsOnlyItsOwnSegments(t *testing.T) {
 	remote := newFakeRemote()
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3, Remote: remote})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
-	f.segment(0, 0)
-	f.playlist(0, 0, false)
+	f.send(0, 0)
 	f.master(1)
 	waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
 
 	hold := make(chan struct{})
-	remote.mu.Lock()
-	remote.hold = hold
-	remote.mu.Unlock()
-	f.segment(0, 1)
-	f.playlist(0, 1, false)
+	remote.setHold(hold)
+	f.send(0, 1)
 	eventually(t, "the upload started", func() bool {
 		remote.mu.Lock()
 		defer remote.mu.Unlock()
@@ -258,8 +256,7 @@ func TestBacklogOfALongOutageIsCapped(t *testing.T) {
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 2, Remote: remote})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 	for i := range 30 {
-		f.segment(0, i)
-		f.playlist(0, i, false)
+		f.send(0, i)
 	}
 	b.End(context.Background())
 	eventually(t, "expired segments given up at the cap", func() bool {
@@ -280,9 +277,7 @@ func TestBacklogOfALongOutageIsCapped(t *testing.T) {
 // delay holds every Put of f until d from now.
 func (f *fakeRemote) delay(d time.Duration) {
 	hold := make(chan struct{})
-	f.mu.Lock()
-	f.hold = hold
-	f.mu.Unlock()
+	f.setHold(hold)
 	go func() {
 		time.Sleep(d)
 		close(hold)
@@ -295,19 +290,15 @@ func TestHangingBucketFallsBackOnceForAllUploadsInFlight(t *testing.T) {
 	remote := newFakeRemote()
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 5, Remote: remote})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
-	f.segment(0, 0)
-	f.playlist(0, 0, false)
+	f.send(0, 0)
 	waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
 
 	// The bucket hangs: every upload waits until the test ends.
 	hang := make(chan struct{})
 	defer close(hang)
-	remote.mu.Lock()
-	remote.hold = hang
-	remote.mu.Unlock()
+	remote.setHold(hang)
 	for i := 1; i <= 3; i++ {
-		f.segment(0, i)
-		f.playlist(0, i, false)
+		f.send(0, i)
 	}
 	// The first upload to miss its deadline marks the bucket down and
 	// sends the others in flight to local disk at once, rather than each
@@ -334,8 +325,7 @@ func TestSlowBucketStaysDownUntilItKeepsUp(t *testing.T) {
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3, Remote: remote})
 	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
 	remote.delay(300 * time.Millisecond)
-	f.segment(0, 0)
-	f.playlist(0, 0, false)
+	f.send(0, 0)
 	pl := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
 	if strings.HasPrefix(lastURI(pl), "https://") {
 		t.Fatalf("%s listed from a bucket slower than the segment may wait", lastURI(pl))
@@ -346,14 +336,10 @@ func TestSlowBucketStaysDownUntilItKeepsUp(t *testing.T) {
 		t.Errorf("a bucket slower than the segments may wait counts as back: %+v", st)
 	}
 	// Once it keeps up, it is back.
-	remote.mu.Lock()
-	remote.hold = nil
-	remote.mu.Unlock()
-	f.segment(0, 1)
-	f.playlist(0, 1, false)
+	remote.setHold(nil)
+	f.send(0, 1)
 	eventually(t, "the bucket back", func() bool { return !p.StorageStatus().Down })
-	f.segment(0, 2)
-	f.playlist(0, 2, false)
+	f.send(0, 2)
 	pl = waitPlaylist(t, p, "0/stream.m3u8", hasSegments(3))
 	if !strings.HasPrefix(lastURI(pl), "https://") {
 		t.Errorf("%s: the bucket keeps up again, yet segments stay local", lastURI(pl))
