@@ -153,24 +153,42 @@ func (s *testServer) getJSON(path string, v any) {
 // admin calls the admin API.
 func (s *testServer) admin(method, path string, body any) (int, []byte) {
 	s.t.Helper()
+	code, _, b := s.send(method, path, func(r *http.Request) { r.SetBasicAuth("admin", testAdminPassword) }, body)
+	return code, b
+}
+
+// send makes a request with a JSON body (none if nil; a rawBody is sent
+// as it is, with its own content type), authorized by auth.
+func (s *testServer) send(method, path string, auth func(*http.Request), body any) (int, http.Header, []byte) {
+	s.t.Helper()
 	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
+	contentType := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		r, contentType = strings.NewReader(b.data), b.contentType
+	default:
+		raw, _ := json.Marshal(body)
+		r = bytes.NewReader(raw)
 	}
 	req, _ := http.NewRequest(method, s.URL+path, r)
-	req.SetBasicAuth("admin", testAdminPassword)
+	if auth != nil {
+		auth(req)
+	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, out
 }
+
+// rawBody is a request body sent as it is.
+type rawBody struct{ contentType, data string }
 
 // setVariants configures the output variants through the admin API.
 func (s *testServer) setVariants(vs ...core.Variant) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -55,25 +54,12 @@ func (s *testServer) tokens() []accessToken {
 // (none if empty) and a JSON body (none if nil).
 func (s *testServer) integration(method, path, authorization string, body any) (int, http.Header, string) {
 	s.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, s.URL+path, r)
+	var auth func(*http.Request)
 	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
+		auth = func(r *http.Request) { r.Header.Set("Authorization", authorization) }
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(out)
+	code, h, out := s.send(method, path, auth, body)
+	return code, h, string(out)
 }
 
 func bearer(tok accessToken) string { return "Bearer " + tok.AccessToken }
@@ -508,7 +494,6 @@ func TestIntegrationsBotsInChat(t *testing.T) {
 		tok   accessToken
 		body  any
 		want  string
-		raw   string
 		wantC int
 	}{
 		{path: "/api/integrations/chat/send", tok: relay, body: map[string]any{}, want: `"body"`},
@@ -517,7 +502,7 @@ func TestIntegrationsBotsInChat(t *testing.T) {
 		{path: "/api/integrations/chat/send", tok: relay, body: map[string]any{"body": 5}, want: "body"},
 		{path: "/api/integrations/chat/send", tok: relay, body: map[string]any{"body": strings.Repeat("a", 501)}, want: `"body"`},
 		{path: "/api/integrations/chat/send", tok: relay, body: map[string]any{"body": "<b></b>"}, want: `"body"`},
-		{path: "/api/integrations/chat/send", tok: relay, raw: "{not json", want: "JSON"},
+		{path: "/api/integrations/chat/send", tok: relay, body: rawBody{"application/json", "{not json"}, want: "JSON"},
 		{path: "/api/integrations/chat/system", tok: system, body: map[string]any{"body": strings.Repeat("s", 2001)}, want: `"body"`},
 		{path: "/api/integrations/chat/action", tok: system, body: map[string]any{"body": "x", "author": strings.Repeat("n", 31)}, want: `"author"`},
 		{path: "/api/integrations/chat/action", tok: system, body: map[string]any{"author": "Carol"}, want: `"body"`},
@@ -525,42 +510,15 @@ func TestIntegrationsBotsInChat(t *testing.T) {
 		{path: "/api/integrations/streamtitle", tok: mod, body: map[string]any{"value": 5}, want: `"value"`},
 		{path: "/api/integrations/streamtitle", tok: mod, body: map[string]any{"value": strings.Repeat("t", 201)}, want: `"value"`},
 		{path: "/api/integrations/chat/messagevisibility", tok: mod, body: map[string]any{"visible": false}, want: "idArray"},
-		{path: "/api/integrations/chat/send", tok: relay, body: map[string]any{"body": "x"}, raw: "", want: "Content-Type", wantC: http.StatusUnsupportedMediaType},
+		{path: "/api/integrations/chat/send", tok: relay, body: rawBody{"application/x-www-form-urlencoded", `{"body":"x"}`}, want: "Content-Type", wantC: http.StatusUnsupportedMediaType},
 	} {
-		var code int
-		var body string
-		switch {
-		case tc.wantC == http.StatusUnsupportedMediaType:
-			req, _ := http.NewRequest(http.MethodPost, s.URL+tc.path, strings.NewReader(`{"body":"x"}`))
-			req.Header.Set("Authorization", bearer(tc.tok))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			code, body = resp.StatusCode, string(out)
-		case tc.raw != "":
-			req, _ := http.NewRequest(http.MethodPost, s.URL+tc.path, strings.NewReader(tc.raw))
-			req.Header.Set("Authorization", bearer(tc.tok))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			code, body = resp.StatusCode, string(out)
-		default:
-			code, _, body = s.integration(http.MethodPost, tc.path, bearer(tc.tok), tc.body)
-		}
+		code, _, body := s.integration(http.MethodPost, tc.path, bearer(tc.tok), tc.body)
 		want := tc.wantC
 		if want == 0 {
 			want = http.StatusBadRequest
 		}
 		if code != want || !strings.Contains(apiMessage(body), tc.want) || !strings.Contains(body, `"success":false`) {
-			t.Errorf("POST %s %v%s: %d %s, want %d naming %s", tc.path, tc.body, tc.raw, code, body, want, tc.want)
+			t.Errorf("POST %s %v: %d %s, want %d naming %s", tc.path, tc.body, code, body, want, tc.want)
 		}
 	}
 
