@@ -17,6 +17,7 @@ import (
 
 	"github.com/starling-live/starling/core/data"
 	"github.com/starling-live/starling/core/jobs"
+	"github.com/starling-live/starling/core/netguard"
 )
 
 // The headers of a delivery. README.md ("Webhooks") tells receivers how
@@ -103,7 +104,7 @@ func (s *Service) post(ctx context.Context, hook data.Webhook, j jobs.Job) error
 		}
 		var ne net.Error
 		switch {
-		case errors.Is(err, errRefusedAddress):
+		case errors.Is(err, netguard.ErrRefused):
 			return jobs.Permanent(err)
 		case errors.As(err, &ne) && ne.Timeout():
 			return fmt.Errorf("the receiver did not answer within %s: %w", s.cfg.Timeout, err)

@@ -4,7 +4,7 @@
 // changing. Unlike Owncast's, each delivery is signed with the webhook's
 // own secret (sign.go), has a timeout, is retried through the persisted
 // job queue (core/jobs) and never reaches the server's own networks
-// (guard.go).
+// (core/netguard).
 //
 // Events come from the stream and settings listeners and the chat hub's
 // observer. Those must not wait, and queueing a delivery writes sqlite, so
@@ -33,10 +33,14 @@ import (
 	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/core/data"
 	"github.com/starling-live/starling/core/jobs"
+	"github.com/starling-live/starling/core/netguard"
 )
 
 // JobKind is the kind of the deliveries' jobs in the queue.
 const JobKind = "webhook"
+
+// guardHint says how to let webhooks reach a private address.
+const guardHint = "webhooks reach only public addresses unless the server's --webhook-allowed-networks includes it"
 
 // Config tunes the service. Zero fields take the defaults in parentheses.
 type Config struct {
@@ -139,7 +143,7 @@ type Service struct {
 	queue    queue
 	settings settingsSource
 	cfg      Config
-	guard    *guard
+	guard    *netguard.Guard
 	client   *http.Client
 	// transport is client's, kept to close its idle connections.
 	transport *http.Transport
@@ -168,20 +172,10 @@ func New(d Deps) *Service {
 	cfg := d.Config.withDefaults()
 	s := &Service{
 		log: d.Logger, store: d.Store, queue: d.Queue, settings: d.Settings, cfg: cfg,
-		guard:  newGuard(cfg.AllowedNetworks),
+		guard:  netguard.New(cfg.AllowedNetworks, guardHint),
 		events: make(chan outbound, cfg.Buffer),
 	}
-	s.transport = &http.Transport{
-		// Never a proxy from the environment: the guard checks the
-		// address connected to, which must be the receiver's.
-		Proxy:                 nil,
-		DialContext:           s.guard.dialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       60 * time.Second,
-		TLSHandshakeTimeout:   cfg.Timeout,
-		ResponseHeaderTimeout: cfg.Timeout,
-	}
+	s.transport = s.guard.Transport(cfg.Timeout)
 	s.client = &http.Client{
 		Transport: s.transport,
 		Timeout:   cfg.Timeout,
@@ -392,9 +386,9 @@ func (s *Service) checkURL(raw string) (string, error) {
 		}
 	}
 	// A name is resolved at each delivery; an address is checked now.
-	if a, ok := literal(u.Hostname()); ok {
-		if why := s.guard.why(a); why != "" {
-			return "", fmt.Errorf("url %q: %s is %s: webhooks reach only public addresses unless the server's --webhook-allowed-networks includes it", u.Redacted(), a.Unmap(), why)
+	if a, ok := netguard.Literal(u.Hostname()); ok {
+		if why := s.guard.Why(a); why != "" {
+			return "", fmt.Errorf("url %q: %s is %s: %s", u.Redacted(), a.Unmap(), why, guardHint)
 		}
 	}
 	u.Fragment, u.RawFragment = "", ""

@@ -1,4 +1,4 @@
-package webhooks
+package netguard
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 )
 
 func TestGuardClassifiesAddresses(t *testing.T) {
-	g := newGuard(nil)
+	g := New(nil, "allow it")
 	for _, tc := range []struct {
 		addr string
 		want string // "" for allowed
@@ -39,16 +39,16 @@ func TestGuardClassifiesAddresses(t *testing.T) {
 		{"198.18.0.1", "benchmarking"},
 		{"255.255.255.255", "reserved"},
 	} {
-		got := g.why(netip.MustParseAddr(tc.addr))
+		got := g.Why(netip.MustParseAddr(tc.addr))
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.addr, got, tc.want)
 		}
 	}
-	allowed := newGuard([]netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")})
-	if w := allowed.why(netip.MustParseAddr("192.168.1.20")); w != "" {
+	allowed := New([]netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")}, "allow it")
+	if w := allowed.Why(netip.MustParseAddr("192.168.1.20")); w != "" {
 		t.Errorf("an allowed network is refused: %s", w)
 	}
-	if w := allowed.why(netip.MustParseAddr("192.168.2.20")); w == "" {
+	if w := allowed.Why(netip.MustParseAddr("192.168.2.20")); w == "" {
 		t.Error("the rest of the private range is allowed along with one network")
 	}
 }
@@ -57,7 +57,7 @@ func TestGuardClassifiesAddresses(t *testing.T) {
 // public and a private address is refused before any connection, so DNS
 // rebinding has no address to offer.
 func TestGuardRefusesANameWithAnyPrivateAddress(t *testing.T) {
-	g := newGuard(nil)
+	g := New(nil, "allow it")
 	dialled := false
 	g.dialer.Control = func(string, string, syscall.RawConn) error {
 		dialled = true
@@ -66,8 +66,8 @@ func TestGuardRefusesANameWithAnyPrivateAddress(t *testing.T) {
 	g.lookup = func(context.Context, string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("10.0.0.1")}, nil
 	}
-	_, err := g.dialContext(context.Background(), "tcp", "rebind.example:443")
-	if !errors.Is(err, errRefusedAddress) || !strings.Contains(err.Error(), "refused to connect to 10.0.0.1, a private address") || !strings.Contains(err.Error(), "rebind.example") {
+	_, err := g.DialContext(context.Background(), "tcp", "rebind.example:443")
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "refused to connect to 10.0.0.1, a private address") || !strings.Contains(err.Error(), "rebind.example") {
 		t.Errorf("a name with a private address: %v", err)
 	}
 	if dialled {
@@ -83,21 +83,21 @@ func TestGuardChecksTheAddressDialled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	g := newGuard(nil)
+	g := New(nil, "allow it")
 	// The check of the name is passed (a lookup answering a public
 	// address would do this); the dialler still sees 127.0.0.1.
-	if err := g.control("tcp4", ln.Addr().String(), nil); !errors.Is(err, errRefusedAddress) {
+	if err := g.control("tcp4", ln.Addr().String(), nil); !errors.Is(err, ErrRefused) {
 		t.Errorf("control on %s: %v", ln.Addr(), err)
 	}
 	d := g.dialer
 	if c, err := d.Dial("tcp", ln.Addr().String()); err == nil {
 		c.Close()
 		t.Error("the guard's dialer connected to loopback")
-	} else if !errors.Is(err, errRefusedAddress) {
+	} else if !errors.Is(err, ErrRefused) {
 		t.Errorf("dialling loopback: %v, want a refusal", err)
 	}
-	allowed := newGuard([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-	c, err := allowed.dialContext(context.Background(), "tcp", ln.Addr().String())
+	allowed := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "allow it")
+	c, err := allowed.DialContext(context.Background(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatalf("an allowed loopback: %v", err)
 	}

@@ -1,35 +1,45 @@
-package webhooks
+// Package netguard keeps the server's outbound requests off its own
+// networks. Webhook URLs are chosen by an admin and fediverse inboxes by
+// whoever runs a remote server; either, if it reached the loopback
+// interface, the LAN or a cloud metadata address (169.254.169.254), would
+// let them probe and poke services that trust the server (SSRF).
+package netguard
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"syscall"
+	"time"
 )
 
-// guard keeps deliveries off the server's own networks: a webhook URL is
-// chosen by an admin, but one that reached the loopback interface, the LAN
-// or a cloud metadata address (169.254.169.254) would let whoever holds the
-// admin password probe and poke services that trust the server (SSRF).
+// Guard refuses connections to private and special addresses.
 //
 // The host is resolved at each delivery and every address it has is
 // checked; the connection then goes to a checked address, dialled as a
 // literal, and the dialer's Control function checks the address actually
 // dialled once more, so DNS cannot answer one thing to the check and
 // another to the connection.
-type guard struct {
-	// allowed are networks the operator lets deliveries reach although
-	// they are private (--webhook-allowed-networks). Never changed.
+type Guard struct {
+	// allowed are networks the operator lets requests reach although
+	// they are private. Never changed.
 	allowed []netip.Prefix
-	dialer  net.Dialer
-	lookup  func(ctx context.Context, host string) ([]netip.Addr, error)
+	// hint says how to allow an address, for the refusal's message.
+	hint   string
+	dialer net.Dialer
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
-func newGuard(allowed []netip.Prefix) *guard {
-	g := &guard{allowed: allowed}
+// New returns a Guard that lets requests reach the allowed networks
+// although they are private. hint ends each refusal's message, saying how
+// to allow an address, such as "webhooks reach only public addresses
+// unless the server's --webhook-allowed-networks includes it".
+func New(allowed []netip.Prefix, hint string) *Guard {
+	g := &Guard{allowed: allowed, hint: hint}
 	g.dialer.Control = g.control
 	g.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
 		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
@@ -37,10 +47,10 @@ func newGuard(allowed []netip.Prefix) *guard {
 	return g
 }
 
-// errRefusedAddress is wrapped by every refusal of an address.
-var errRefusedAddress = errors.New("refused to connect to")
+// ErrRefused is wrapped by every refusal of an address.
+var ErrRefused = errors.New("refused to connect to")
 
-// special are the networks a webhook may not reach besides what netip's
+// special are the networks requests may not reach besides what netip's
 // predicates name (loopback, private, link-local, multicast, unspecified):
 // RFC 6890's special-purpose blocks that route nowhere public.
 var special = []struct {
@@ -58,9 +68,9 @@ var special = []struct {
 // IPv4 address, which is checked instead.
 var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
-// why says what kind of address a is if deliveries may not reach it, and
+// Why says what kind of address a is if requests may not reach it, and
 // "" if they may.
-func (g *guard) why(a netip.Addr) string {
+func (g *Guard) Why(a netip.Addr) string {
 	a = a.Unmap()
 	if nat64.Contains(a) {
 		b := a.As16()
@@ -91,17 +101,17 @@ func (g *guard) why(a netip.Addr) string {
 	return ""
 }
 
-// check refuses an address deliveries may not reach.
-func (g *guard) check(a netip.Addr) error {
-	if w := g.why(a); w != "" {
-		return fmt.Errorf("%w %s, %s: webhooks reach only public addresses unless the server's --webhook-allowed-networks includes it", errRefusedAddress, a.Unmap(), w)
+// Check refuses an address requests may not reach.
+func (g *Guard) Check(a netip.Addr) error {
+	if w := g.Why(a); w != "" {
+		return fmt.Errorf("%w %s, %s: %s", ErrRefused, a.Unmap(), w, g.hint)
 	}
 	return nil
 }
 
-// dialContext resolves the host of addr, refuses it if any of its
+// DialContext resolves the host of addr, refuses it if any of its
 // addresses is refused, and connects to the checked addresses in turn.
-func (g *guard) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -118,7 +128,7 @@ func (g *guard) dialContext(ctx context.Context, network, addr string) (net.Conn
 	// One refused address refuses the name: a name that mixes public and
 	// private addresses is how DNS rebinding starts.
 	for _, a := range addrs {
-		if err := g.check(a); err != nil {
+		if err := g.Check(a); err != nil {
 			return nil, fmt.Errorf("%s: %w", host, err)
 		}
 	}
@@ -137,19 +147,35 @@ func (g *guard) dialContext(ctx context.Context, network, addr string) (net.Conn
 }
 
 // control checks the address the socket is about to connect to.
-func (g *guard) control(network, address string, _ syscall.RawConn) error {
+func (g *Guard) control(network, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return fmt.Errorf("%w %q: it cannot be checked (%v)", errRefusedAddress, address, err)
+		return fmt.Errorf("%w %q: it cannot be checked (%v)", ErrRefused, address, err)
 	}
-	return g.check(ap.Addr())
+	return g.Check(ap.Addr())
 }
 
-// literal returns the address of a URL host that is an IP address.
-func literal(host string) (netip.Addr, bool) {
+// Literal returns the address of a URL host that is an IP address.
+func Literal(host string) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	if err != nil {
 		return netip.Addr{}, false
 	}
 	return a, true
+}
+
+// Transport returns an HTTP transport whose connections the guard checks,
+// with timeout bounding the TLS handshake and the wait for response
+// headers. It never uses a proxy from the environment: the guard checks
+// the address connected to, which must be the receiver's.
+func (g *Guard) Transport(timeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           g.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       60 * time.Second,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+	}
 }
