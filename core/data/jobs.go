@@ -39,6 +39,43 @@ func (s *Store) AddJob(ctx context.Context, kind, destination string, payload []
 	return res.LastInsertId()
 }
 
+// NewJob is a job to queue with AddJobs.
+type NewJob struct {
+	Kind, Destination string
+	Payload           []byte
+	// DueAt is when it may run first; zero for at once.
+	DueAt time.Time
+}
+
+// AddJobs queues jobs in one transaction: all of them or none.
+func (s *Store) AddJobs(ctx context.Context, jobs []NewJob, now time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx,
+		`INSERT INTO jobs (kind, destination, payload, state, next_at, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, j := range jobs {
+		due := j.DueAt
+		if due.IsZero() {
+			due = now
+		}
+		payload := j.Payload
+		if payload == nil {
+			payload = []byte{}
+		}
+		if _, err := stmt.ExecContext(ctx, j.Kind, j.Destination, payload, millis(due), millis(now), millis(now)); err != nil {
+			return fmt.Errorf("queue a %s job: %w", j.Kind, err)
+		}
+	}
+	return tx.Commit()
+}
+
 const jobColumns = `id, kind, destination, payload, state, attempts, next_at, last_error, created_at, updated_at`
 
 func scanJob(row interface{ Scan(...any) error }) (Job, error) {

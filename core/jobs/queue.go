@@ -1,5 +1,5 @@
 // Package jobs is the persisted queue of outbound work: webhook
-// deliveries now, fediverse deliveries next.
+// deliveries, Discord posts and fediverse deliveries.
 //
 // A job is in sqlite before Enqueue returns, and is done at least once: it
 // is deleted only after its handler succeeded, retried with exponential
@@ -44,6 +44,15 @@ func (p permanent) Unwrap() error { return p.error }
 
 // Permanent marks an error no retry will mend, such as a receiver's 404.
 func Permanent(err error) error { return permanent{err} }
+
+// Retry is how a kind of job is retried; zero fields take the queue's
+// Config.
+type Retry struct {
+	// MaxAttempts is how many times a job runs before it fails.
+	MaxAttempts int
+	// MaxBackoff is the longest wait between two attempts.
+	MaxBackoff time.Duration
+}
 
 // Config tunes the queue. Zero fields take the defaults in parentheses.
 type Config struct {
@@ -110,7 +119,7 @@ type Queue struct {
 	store *data.Store
 	cfg   Config
 	// handlers are registered before Start and never change.
-	handlers map[string]Handler
+	handlers map[string]handler
 
 	wake    chan struct{} // a token when a job was queued
 	results chan result
@@ -129,6 +138,11 @@ type Queue struct {
 	perDest map[string]int
 }
 
+type handler struct {
+	do    Handler
+	retry Retry
+}
+
 type result struct {
 	job Job
 	err error
@@ -141,15 +155,28 @@ type result struct {
 func New(d Deps) *Queue {
 	return &Queue{
 		log: d.Logger, store: d.Store, cfg: d.Config.withDefaults(),
-		handlers: map[string]Handler{},
+		handlers: map[string]handler{},
 		wake:     make(chan struct{}, 1),
 		results:  make(chan result),
 		perDest:  map[string]int{},
 	}
 }
 
-// Handle makes h the handler of jobs of kind. Call it before Start.
-func (q *Queue) Handle(kind string, h Handler) { q.handlers[kind] = h }
+// Handle makes h the handler of jobs of kind, retried as the Config
+// says. Call it before Start.
+func (q *Queue) Handle(kind string, h Handler) { q.HandleWith(kind, h, Retry{}) }
+
+// HandleWith makes h the handler of jobs of kind, retried as r says where
+// it differs from the Config. Call it before Start.
+func (q *Queue) HandleWith(kind string, h Handler, r Retry) {
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = q.cfg.MaxAttempts
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = q.cfg.MaxBackoff
+	}
+	q.handlers[kind] = handler{h, r}
+}
 
 // Enqueue stores a job; it runs as soon as a worker is free. It may be
 // called before Start, and the job then waits for it.
@@ -158,11 +185,26 @@ func (q *Queue) Enqueue(ctx context.Context, kind, destination string, payload [
 	if err != nil {
 		return 0, err
 	}
+	q.poke()
+	return id, nil
+}
+
+// EnqueueAll stores jobs in one transaction, all of them or none; a job
+// with a DueAt runs from then on.
+func (q *Queue) EnqueueAll(ctx context.Context, jobs []data.NewJob) error {
+	if err := q.store.AddJobs(ctx, jobs, time.Now()); err != nil {
+		return err
+	}
+	q.poke()
+	return nil
+}
+
+// poke wakes the loop to look for due jobs.
+func (q *Queue) poke() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return id, nil
 }
 
 // Start takes back the jobs that were running when the process last
@@ -256,8 +298,8 @@ func (q *Queue) dispatch(ctx context.Context) time.Duration {
 		if q.perDest[dj.Destination] >= q.cfg.PerDestination {
 			continue
 		}
-		h := q.handlers[dj.Kind]
-		if h == nil {
+		h, ok := q.handlers[dj.Kind]
+		if !ok {
 			q.store.FailJob(ctx, dj.ID, dj.Attempts, fmt.Sprintf("no handler for jobs of kind %q", dj.Kind), now)
 			continue
 		}
@@ -270,7 +312,7 @@ func (q *Queue) dispatch(ctx context.Context) time.Duration {
 		q.wg.Add(1)
 		go func() {
 			defer q.wg.Done()
-			q.results <- q.attempt(ctx, h, j)
+			q.results <- q.attempt(ctx, h.do, j)
 		}()
 	}
 	if len(due) == 4*q.cfg.Workers {
@@ -316,14 +358,15 @@ func (q *Queue) record(r result) {
 		q.errMu.Lock()
 		q.lastErr, q.lastErrAt = fmt.Sprintf("%s to %s: %s", j.Kind, j.Destination, msg), now
 		q.errMu.Unlock()
+		retry := q.handlers[j.Kind].retry
 		var p permanent
-		if errors.As(r.err, &p) || j.Attempt >= q.cfg.MaxAttempts {
+		if errors.As(r.err, &p) || j.Attempt >= retry.MaxAttempts {
 			q.log.Warn("giving a job up", "kind", j.Kind, "destination", j.Destination, "attempts", j.Attempt, "err", msg)
 			err = q.store.FailJob(ctx, j.ID, j.Attempt, msg, now)
 			break
 		}
 		q.retries.Add(1)
-		wait := q.backoff(j.Attempt)
+		wait := q.backoff(j.Attempt, retry.MaxBackoff)
 		q.log.Info("job failed; retrying", "kind", j.Kind, "destination", j.Destination, "attempt", j.Attempt, "in", wait.Round(time.Millisecond), "err", msg)
 		err = q.store.RetryJob(ctx, j.ID, j.Attempt, now.Add(wait), msg, now)
 	}
@@ -335,14 +378,14 @@ func (q *Queue) record(r result) {
 }
 
 // backoff is the wait after the attempt-th failure: Backoff doubled for
-// each failure before, at most MaxBackoff, with "equal jitter" (between
-// half and all of it) so that receivers that failed together are not
-// retried together.
-func (q *Queue) backoff(attempt int) time.Duration {
+// each failure before, at most longest, with "equal jitter" (between half
+// and all of it) so that receivers that failed together are not retried
+// together.
+func (q *Queue) backoff(attempt int, longest time.Duration) time.Duration {
 	d := q.cfg.Backoff
-	for i := 1; i < attempt && d < q.cfg.MaxBackoff; i++ {
+	for i := 1; i < attempt && d < longest; i++ {
 		d *= 2
 	}
-	d = min(d, q.cfg.MaxBackoff)
+	d = min(d, longest)
 	return d/2 + rand.N(d/2+1)
 }

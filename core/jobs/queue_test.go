@@ -294,3 +294,73 @@ func TestJobsSurviveKill9(t *testing.T) {
 		t.Error("the resumed job is not logged")
 	}
 }
+
+// TestKindsRetryByTheirOwnPolicy: a kind handled with its own Retry gives
+// up after its own attempts and waits no longer than its own longest
+// backoff, beside a kind that keeps the queue's.
+func TestKindsRetryByTheirOwnPolicy(t *testing.T) {
+	store, _ := openStore(t)
+	q, _ := newQueue(t, store, Config{Backoff: 20 * time.Millisecond, MaxBackoff: time.Hour, MaxAttempts: 2})
+	var runs sync.Map
+	fail := func(_ context.Context, j Job) error {
+		n, _ := runs.LoadOrStore(j.Kind, new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+		return errors.New("connection refused")
+	}
+	q.Handle("default", fail)
+	q.HandleWith("patient", fail, Retry{MaxAttempts: 5, MaxBackoff: 30 * time.Millisecond})
+	ctx := context.Background()
+	q.Enqueue(ctx, "default", "a", nil)
+	q.Enqueue(ctx, "patient", "b", nil)
+	q.Start(ctx)
+	testrig.Eventually(t, 20*time.Second, "both kinds given up", func() (bool, string) {
+		st := stats(t, q)
+		return st.Failed == 2, fmt.Sprintf("%+v", st)
+	})
+	for kind, want := range map[string]int32{"default": 2, "patient": 5} {
+		n, _ := runs.Load(kind)
+		if got := n.(*atomic.Int32).Load(); got != want {
+			t.Errorf("%s ran %d times, want %d", kind, got, want)
+		}
+	}
+	// With the queue's hour-long ceiling the backoffs would have reached
+	// 160 ms; the patient kind's are at most 30 ms, so its retry is due
+	// within that of its last failure.
+	if d := q.backoff(6, 30*time.Millisecond); d > 30*time.Millisecond {
+		t.Errorf("backoff %v beyond the kind's ceiling", d)
+	}
+}
+
+// TestEnqueueAllIsDueWhenItSays: jobs queued together are stored together,
+// and one due later does not run before its time.
+func TestEnqueueAllIsDueWhenItSays(t *testing.T) {
+	store, _ := openStore(t)
+	q, _ := newQueue(t, store, Config{Poll: 20 * time.Millisecond})
+	var mu sync.Mutex
+	ran := map[string]time.Time{}
+	q.Handle("t", func(_ context.Context, j Job) error {
+		mu.Lock()
+		ran[string(j.Payload)] = time.Now()
+		mu.Unlock()
+		return nil
+	})
+	ctx := context.Background()
+	later := time.Now().Add(300 * time.Millisecond)
+	if err := q.EnqueueAll(ctx, []data.NewJob{
+		{Kind: "t", Destination: "a", Payload: []byte("now")},
+		{Kind: "t", Destination: "b", Payload: []byte("later"), DueAt: later},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	q.Start(ctx)
+	testrig.Eventually(t, 20*time.Second, "both jobs ran", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ran) == 2, fmt.Sprint(ran)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if ran["later"].Before(later) {
+		t.Errorf("the later job ran at %v, before it was due at %v", ran["later"], later)
+	}
+}
