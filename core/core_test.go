@@ -118,6 +118,38 @@ func TestSecrets(t *testing.T) {
 	}
 }
 
+// TestActorKeyIsMadeOnceAndKept: the fediverse key is generated on first
+// use, stored, and the same after a restart, even one that replaces the
+// other secrets with flags.
+func TestActorKeyIsMadeOnceAndKept(t *testing.T) {
+	ctx := context.Background()
+	store, _ := openStore(t)
+	s, _, err := LoadSecrets(ctx, store, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Secret(ctx, secretActorKey); !errors.Is(err, data.ErrNotFound) {
+		t.Fatalf("a key exists before it is asked for: %v", err)
+	}
+	k1, err := s.ActorKey(ctx)
+	if err != nil || k1.N.BitLen() != actorKeyBits {
+		t.Fatalf("key %v, %v", k1, err)
+	}
+	s2, _, err := LoadSecrets(ctx, store, "another-stream-key", "another-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := s2.ActorKey(ctx)
+	if err != nil || !k2.Equal(k1) {
+		t.Fatalf("the key changed across a restart: %v", err)
+	}
+	store.SetSecret(ctx, secretActorKey, "not a key")
+	s3, _, _ := LoadSecrets(ctx, store, "", "")
+	if _, err := s3.ActorKey(ctx); err == nil || !strings.Contains(err.Error(), "restore the database") {
+		t.Errorf("a broken stored key: %v, want an error that says not to make a new one", err)
+	}
+}
+
 // TestAdminPasswordEveryByteCounts: bcrypt reads 72 bytes; a password
 // longer than that is still checked whole, and the 72-byte prefix of it,
 // or the prefix with anything appended, is refused.

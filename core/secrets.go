@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,6 +29,7 @@ const (
 	secretStreamKeys    = "stream_keys"
 	secretAdminPassword = "admin_password_bcrypt"
 	secretS3            = "s3_secret_key"
+	secretActorKey      = "actor_private_key"
 )
 
 // minSecretLength keeps operators from choosing a guessable stream key or
@@ -68,6 +72,11 @@ type Secrets struct {
 
 	// bcrypt holds a token per comparison running.
 	bcrypt chan struct{}
+
+	// actorMu serialises the actor key's first generation; actorKey is the
+	// key once loaded.
+	actorMu  sync.Mutex
+	actorKey *rsa.PrivateKey
 }
 
 // Generated holds secrets created on this start, to be shown to the
@@ -305,6 +314,52 @@ func (s *Secrets) SetS3Secret(ctx context.Context, secret string) error {
 		return fmt.Errorf("%w: the s3 secret is %d bytes long: the limit is 1024", ErrInvalidSettings, len(secret))
 	}
 	return s.store.SetSecret(ctx, secretS3, secret)
+}
+
+// actorKeyBits is the size of the fediverse actor's key: what Mastodon
+// makes and every server verifies.
+const actorKeyBits = 2048
+
+// ActorKey returns the private key the fediverse actor signs with,
+// generating and storing it the first time. It never changes after that:
+// remote servers cache the public key, and a new one would break every
+// follower.
+func (s *Secrets) ActorKey(ctx context.Context) (*rsa.PrivateKey, error) {
+	s.actorMu.Lock()
+	defer s.actorMu.Unlock()
+	if s.actorKey != nil {
+		return s.actorKey, nil
+	}
+	v, err := s.store.Secret(ctx, secretActorKey)
+	switch {
+	case errors.Is(err, data.ErrNotFound):
+		key, err := rsa.GenerateKey(rand.Reader, actorKeyBits)
+		if err != nil {
+			return nil, fmt.Errorf("generate the fediverse key: %w", err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.store.SetSecret(ctx, secretActorKey, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))); err != nil {
+			return nil, err
+		}
+		s.actorKey = key
+	case err != nil:
+		return nil, err
+	default:
+		block, _ := pem.Decode([]byte(v))
+		if block == nil {
+			return nil, errors.New("the stored fediverse key is not PEM: restore the database from a backup (a new key would break every follower)")
+		}
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		key, ok := k.(*rsa.PrivateKey)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("the stored fediverse key is not an RSA key (%v): restore the database from a backup (a new key would break every follower)", err)
+		}
+		s.actorKey = key
+	}
+	return s.actorKey, nil
 }
 
 // CheckAdminPassword reports whether password is the admin password.
