@@ -12,23 +12,28 @@ import (
 // Event types, as Owncast names them (core/chat/events/eventtype.go), so
 // Owncast bots and overlays understand them.
 const (
-	TypeChat               = "CHAT"
-	TypeNameChange         = "NAME_CHANGE"
-	TypeColorChange        = "COLOR_CHANGE"
-	TypeUserJoined         = "USER_JOINED"
-	TypeUserParted         = "USER_PARTED"
-	TypeVisibilityUpdate   = "VISIBILITY-UPDATE"
-	TypeSystem             = "SYSTEM"
-	TypeChatAction         = "CHAT_ACTION"
-	TypeConnectedUserInfo  = "CONNECTED_USER_INFO"
-	TypeStreamStarted      = "STREAM_STARTED"
-	TypeStreamStopped      = "STREAM_STOPPED"
-	TypeNeedsRegistration  = "ERROR_NEEDS_REGISTRATION"
-	TypeUserDisabled       = "ERROR_USER_DISABLED"
-	TypeMaxConnections     = "ERROR_MAX_CONNECTIONS_EXCEEDED"
-	TypePing               = "PING"
-	TypePong               = "PONG"
-	TypeChatStatus         = "CHAT_STATUS" // Starling's: whether chat is open, and why not
+	TypeChat              = "CHAT"
+	TypeNameChange        = "NAME_CHANGE"
+	TypeColorChange       = "COLOR_CHANGE"
+	TypeUserJoined        = "USER_JOINED"
+	TypeUserParted        = "USER_PARTED"
+	TypeVisibilityUpdate  = "VISIBILITY-UPDATE"
+	TypeSystem            = "SYSTEM"
+	TypeChatAction        = "CHAT_ACTION"
+	TypeConnectedUserInfo = "CONNECTED_USER_INFO"
+	TypeStreamStarted     = "STREAM_STARTED"
+	TypeStreamStopped     = "STREAM_STOPPED"
+	TypeNeedsRegistration = "ERROR_NEEDS_REGISTRATION"
+	TypeUserDisabled      = "ERROR_USER_DISABLED"
+	TypeMaxConnections    = "ERROR_MAX_CONNECTIONS_EXCEEDED"
+	TypePing              = "PING"
+	TypePong              = "PONG"
+	TypeChatStatus        = "CHAT_STATUS" // Starling's: whether chat is open, and why not
+	// Fediverse engagement: someone followed the stream, liked or boosted
+	// one of its posts.
+	TypeFediverseFollow    = "FEDIVERSE_ENGAGEMENT_FOLLOW"
+	TypeFediverseLike      = "FEDIVERSE_ENGAGEMENT_LIKE"
+	TypeFediverseRepost    = "FEDIVERSE_ENGAGEMENT_REPOST"
 	ScopeModerator         = "MODERATOR"
 	maxColor               = 7
 	defaultHistoryMessages = 50
@@ -106,6 +111,12 @@ type Event struct {
 	// Enabled and Reason are set on CHAT_STATUS.
 	Enabled *bool  `json:"enabled,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// Title, Link and Image are set on FEDIVERSE_ENGAGEMENT_*: who it was
+	// (their handle), their profile and their avatar. They come from a
+	// remote server: plain text and URLs, never HTML.
+	Title string `json:"title,omitempty"`
+	Link  string `json:"link,omitempty"`
+	Image string `json:"image,omitempty"`
 }
 
 func newEvent(typ string) *Event {

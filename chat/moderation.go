@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/starling-live/starling/core"
@@ -80,6 +81,43 @@ func (h *Hub) SendSystem(body string) error {
 	ev.User = &User{DisplayName: h.d.Settings.Get().Name, PreviousNames: []string{}}
 	ev.Visible = boolPtr(true)
 	return h.publish(post{ev: ev, enc: ev.encode(), save: true})
+}
+
+// Engagement is someone on the fediverse following the stream, or liking
+// or boosting one of its posts.
+type Engagement struct {
+	// Type is TypeFediverseFollow, TypeFediverseLike or TypeFediverseRepost.
+	Type string
+	// Handle is user@host; Profile and Avatar are http(s) URLs or "".
+	Handle, Profile, Avatar string
+}
+
+// engagementBodies are what each engagement says after the handle: fixed
+// text, so nothing a remote server sends becomes HTML.
+var engagementBodies = map[string]string{
+	TypeFediverseFollow: "<p>followed this stream.</p>",
+	TypeFediverseLike:   "<p>liked that this stream went live.</p>",
+	TypeFediverseRepost: "<p>shared this stream with their followers.</p>",
+}
+
+// SendEngagement shows a fediverse engagement to everyone in chat.
+func (h *Hub) SendEngagement(e Engagement) error {
+	body, ok := engagementBodies[e.Type]
+	if !ok {
+		return fmt.Errorf("no such engagement: %q", e.Type)
+	}
+	ev := newEvent(e.Type)
+	ev.Body, ev.Title = body, e.Handle
+	ev.Link, ev.Image = webURL(e.Profile), webURL(e.Avatar)
+	return h.publish(post{ev: ev, enc: ev.encode(), save: true})
+}
+
+// webURL is u if it is an http(s) URL, else "".
+func webURL(u string) string {
+	if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+		return u
+	}
+	return ""
 }
 
 // SetMessagesVisible hides or shows messages, for everyone at once.

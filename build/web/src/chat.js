@@ -210,6 +210,13 @@ function userOf(u) {
 //   {type: 'reregister'}            the token is unknown: register again
 //   {type: 'disabled'}              this user may not chat any more
 //   {type: 'full'}                  the server has no room: try later
+// ENGAGEMENT_TEXT says what someone on the fediverse did.
+const ENGAGEMENT_TEXT = {
+  FEDIVERSE_ENGAGEMENT_FOLLOW: 'followed this stream',
+  FEDIVERSE_ENGAGEMENT_LIKE: 'liked that this stream went live',
+  FEDIVERSE_ENGAGEMENT_REPOST: 'shared this stream with their followers',
+};
+
 export class ChatModel {
   constructor() {
     this.user = null; // {id, displayName, displayColor, moderator} from CONNECTED_USER_INFO
@@ -295,6 +302,13 @@ export class ChatModel {
           { type: 'line', item: { id, kind: 'stream', text: 'The stream ended' } },
           { type: 'stream', live: false },
         ];
+      case 'FEDIVERSE_ENGAGEMENT_FOLLOW':
+      case 'FEDIVERSE_ENGAGEMENT_LIKE':
+      case 'FEDIVERSE_ENGAGEMENT_REPOST': {
+        // From a remote server: shown as text, whatever it holds.
+        const who = str(ev.title) || 'Someone on the fediverse';
+        return [{ type: 'line', item: { id, kind: 'fediverse', text: `${who} ${ENGAGEMENT_TEXT[ev.type]}` } }];
+      }
       case 'ERROR_NEEDS_REGISTRATION':
         return [{ type: 'reregister' }];
       case 'ERROR_USER_DISABLED':

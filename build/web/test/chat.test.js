@@ -323,6 +323,16 @@ describe('ChatModel', () => {
     assert.deepEqual(m.handle({ type: 'STREAM_STOPPED', id: 's' })[1], { type: 'stream', live: false });
   });
 
+  it('shows fediverse engagement as text lines, whatever the remote sent', () => {
+    const m = connected();
+    const [like] = m.handle({ type: 'FEDIVERSE_ENGAGEMENT_LIKE', id: 'f1', title: 'ann@social.example', body: '<p>x</p>' });
+    assert.deepEqual(like, { type: 'line', item: { id: 'f1', kind: 'fediverse', text: 'ann@social.example liked that this stream went live' } });
+    const [boost] = m.handle({ type: 'FEDIVERSE_ENGAGEMENT_REPOST', id: 'f2', title: '<img src=x onerror=alert(1)>' });
+    assert.equal(boost.item.text, '<img src=x onerror=alert(1)> shared this stream with their followers');
+    assert.equal(boost.item.html, undefined);
+    assert.equal(m.handle({ type: 'FEDIVERSE_ENGAGEMENT_FOLLOW', id: 'f3' })[0].item.text, 'Someone on the fediverse followed this stream');
+  });
+
   it('follows my own renames and colour changes', () => {
     const m = connected();
     const updates = m.handle({ type: 'NAME_CHANGE', id: 'n', user: { ...me, displayName: 'Loud Heron' }, oldName: 'Quiet Heron' });
