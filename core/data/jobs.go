@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -54,6 +55,13 @@ func (s *Store) AddJobs(ctx context.Context, jobs []NewJob, now time.Time) error
 		return err
 	}
 	defer tx.Rollback()
+	if err := addJobs(ctx, tx, jobs, now); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func addJobs(ctx context.Context, tx *sql.Tx, jobs []NewJob, now time.Time) error {
 	stmt, err := tx.PrepareContext(ctx,
 		`INSERT INTO jobs (kind, destination, payload, state, next_at, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)`)
 	if err != nil {
@@ -73,7 +81,7 @@ func (s *Store) AddJobs(ctx context.Context, jobs []NewJob, now time.Time) error
 			return fmt.Errorf("queue a %s job: %w", j.Kind, err)
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 const jobColumns = `id, kind, destination, payload, state, attempts, next_at, last_error, created_at, updated_at`

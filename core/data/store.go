@@ -143,6 +143,53 @@ var migrations = []string{
 	 );
 	 ALTER TABLE chat_users ADD COLUMN bot INTEGER NOT NULL DEFAULT 0;
 	 ALTER TABLE chat_users ADD COLUMN last_used_at TEXT;`,
+	// 5: the fediverse (times in unix ms). Followers, pending until
+	// approved when the account is private, or rejected; remote actors
+	// whose keys signed requests, cached; our posts as they were sent,
+	// with their delivery counts; and the activities received, once each
+	// by id.
+	`CREATE TABLE fedi_followers (
+		actor TEXT PRIMARY KEY,
+		inbox TEXT NOT NULL,
+		shared_inbox TEXT NOT NULL,
+		username TEXT NOT NULL,
+		name TEXT NOT NULL,
+		image TEXT NOT NULL,
+		follow_id TEXT NOT NULL,
+		state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'rejected')),
+		created_at INTEGER NOT NULL,
+		approved_at INTEGER
+	 );
+	 CREATE TABLE fedi_actors (
+		id TEXT PRIMARY KEY,
+		key_id TEXT NOT NULL,
+		public_key TEXT NOT NULL,
+		inbox TEXT NOT NULL,
+		shared_inbox TEXT NOT NULL,
+		username TEXT NOT NULL,
+		name TEXT NOT NULL,
+		image TEXT NOT NULL,
+		fetched_at INTEGER NOT NULL
+	 );
+	 CREATE INDEX fedi_actors_key_id ON fedi_actors (key_id);
+	 CREATE TABLE fedi_posts (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		id TEXT NOT NULL UNIQUE,
+		kind TEXT NOT NULL,
+		activity TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		recipients INTEGER NOT NULL DEFAULT 0,
+		delivered INTEGER NOT NULL DEFAULT 0,
+		failed INTEGER NOT NULL DEFAULT 0
+	 );
+	 CREATE TABLE fedi_activities (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		id TEXT NOT NULL UNIQUE,
+		type TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		object TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	 );`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
