@@ -32,7 +32,7 @@ type adminGate struct {
 	log      *slog.Logger
 	auth     adminAuth
 	sameSite *http.CrossOriginProtection
-	failures *ipLimiter
+	failures ipLimiter
 }
 
 func newAdminGate(log *slog.Logger, auth adminAuth) *adminGate {
@@ -57,7 +57,7 @@ func (g *adminGate) wrap(next http.Handler) http.Handler {
 		ip := ClientIP(r)
 		// The token is spent before the check, so that guesses sent at
 		// once cannot all slip in before the first one fails.
-		give, wait := g.failures.take(ip, time.Now())
+		give, wait := g.failures.Take(ip, time.Now())
 		if wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			writeError(w, http.StatusTooManyRequests, "too many failed admin logins from your address: wait before trying again")

@@ -1,4 +1,4 @@
-package webserver
+package ratelimit
 
 import (
 	"testing"
@@ -11,10 +11,10 @@ import (
 // only succeeds is never throttled; tokens kept run out after the burst,
 // and the wait until the next one is said.
 func TestTakeAndGive(t *testing.T) {
-	l := newIPLimiter(rate.Every(6*time.Second), 10)
+	l := New(rate.Every(6*time.Second), 10)
 	// As the admin gate does: take now, check the password, give back.
 	for i := range 100 {
-		give, wait := l.take("192.0.2.1", time.Now())
+		give, wait := l.Take("192.0.2.1", time.Now())
 		if wait > 0 {
 			t.Fatalf("take %d after giving every token back: wait %v", i, wait)
 		}
@@ -22,15 +22,15 @@ func TestTakeAndGive(t *testing.T) {
 	}
 	now := time.Now()
 	for i := range 10 {
-		if _, wait := l.take("192.0.2.2", now); wait > 0 {
+		if _, wait := l.Take("192.0.2.2", now); wait > 0 {
 			t.Fatalf("take %d of the burst: wait %v", i, wait)
 		}
 	}
-	_, wait := l.take("192.0.2.2", now)
+	_, wait := l.Take("192.0.2.2", now)
 	if wait <= 0 || wait > 6*time.Second {
 		t.Errorf("the 11th take waits %v, want up to 6 s", wait)
 	}
-	if _, wait := l.take("192.0.2.2", now.Add(6*time.Second)); wait > 0 {
+	if _, wait := l.Take("192.0.2.2", now.Add(6*time.Second)); wait > 0 {
 		t.Errorf("a token 6 s later: wait %v", wait)
 	}
 }
