@@ -199,6 +199,10 @@ func (q *Queue) EnqueueAll(ctx context.Context, jobs []data.NewJob) error {
 	return nil
 }
 
+// Wake tells the queue that jobs were stored beside it, in a transaction
+// of their own (data.Store.AddPost).
+func (q *Queue) Wake() { q.poke() }
+
 // poke wakes the loop to look for due jobs.
 func (q *Queue) poke() {
 	select {
