@@ -159,9 +159,11 @@ func (s *Server) Host() string { return s.srv.Listener.Addr().String() }
 func (s *Server) Client() *http.Client { return s.client }
 
 // NewActor adds a Person named name, with an RSA 2048 key of its own on
-// this Server (the k-th actor of every Server has the same key: see
-// keyPool). It fails the test if name is taken or is not a username
-// (letters, digits, '_', '.', '-').
+// this Server. Keys are slow to generate under the race detector, so each
+// is generated once per test binary and the k-th actor of every Server
+// gets the same one: two actors of one Server never share a key, actors
+// of two Servers may. It fails the test if name is taken or is not a
+// username (letters, digits, '_', '.', '-').
 func (s *Server) NewActor(name string) *Actor {
 	s.t.Helper()
 	if !validUsername(name) {
