@@ -39,7 +39,13 @@ type FederationSettings struct {
 	Username       string   `json:"username"`
 	GoLiveMessage  string   `json:"goLiveMessage"`
 	BlockedDomains []string `json:"blockedDomains"`
+	// GoLiveDelay is how long, in seconds, a broadcast must stay live
+	// before followers are told: a flapping connection posts once.
+	GoLiveDelay int `json:"goLiveDelaySeconds"`
 }
+
+// MaxGoLiveDelay is the longest wait before the go-live post, in seconds.
+const MaxGoLiveDelay = 3600
 
 // S3Settings put the stream in an S3-compatible bucket. The secret key is
 // kept with the secrets (Secrets.S3Secret), never here: settings are
@@ -193,6 +199,9 @@ func (s *Settings) validateInstance() error {
 		}
 	}
 	add(s.Federation.validate())
+	if s.Federation.Enabled && s.ServerURL == "" {
+		add(errors.New("federation needs the server URL: set serverURL (such as https://live.example.com) first"))
+	}
 	add(s.S3.validate())
 	add(s.Notifications.Discord.validate())
 	return errors.Join(errs...)
@@ -213,6 +222,9 @@ func (f FederationSettings) validate() error {
 		errs = append(errs, errors.New("federation username is empty: the fediverse needs a name, such as streamer"))
 	}
 	errs = append(errs, textLimit("federation goLiveMessage", f.GoLiveMessage, 500))
+	if f.GoLiveDelay < 0 || f.GoLiveDelay > MaxGoLiveDelay {
+		errs = append(errs, fmt.Errorf("federation goLiveDelaySeconds %d must be 0 to %d", f.GoLiveDelay, MaxGoLiveDelay))
+	}
 	if len(f.BlockedDomains) > 10_000 {
 		errs = append(errs, fmt.Errorf("%d blockedDomains are too many: use at most 10000", len(f.BlockedDomains)))
 	}

@@ -338,6 +338,8 @@ func DefaultSettings() Settings {
 			GoLiveMessage:  "I've gone live!",
 			ShowEngagement: true,
 			BlockedDomains: []string{},
+			// Owncast's: two minutes on air before followers hear.
+			GoLiveDelay: 120,
 		},
 		S3: S3Settings{Region: "us-east-1", ACL: "public-read"},
 		Notifications: NotificationSettings{

@@ -1,0 +1,5 @@
+package activitypub
+
+const childEnv = "STARLING_AP_CHILD"
+
+func runChild(path string) int { return 0 }
