@@ -70,6 +70,19 @@ func ForwardedUser(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-Forwarded-User"))
 }
 
+// ForwardedHost is the host the client asked for: a trusted reverse
+// proxy's X-Forwarded-Host (its first, the client's), else the request's
+// Host. A signature over the host covers what the client sent.
+func ForwardedHost(r *http.Request) string {
+	if info := infoOf(r.Context()); info != nil && info.viaProxy {
+		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
+			first, _, _ := strings.Cut(h, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	return r.Host
+}
+
 // trustedBy reports whether an address is in one of the networks.
 func trustedBy(networks []netip.Prefix) func(netip.Addr) bool {
 	return func(a netip.Addr) bool {
