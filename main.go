@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/starling-live/starling/activitypub"
 	"github.com/starling-live/starling/chat"
 	"github.com/starling-live/starling/chat/format"
 	"github.com/starling-live/starling/controllers"
@@ -95,8 +96,10 @@ type config struct {
 	// P2P false turns peer-to-peer delivery off for this run.
 	P2P            bool
 	TrustedProxies []netip.Prefix
-	// WebhookNetworks are private networks webhooks may reach.
-	WebhookNetworks []netip.Prefix
+	// WebhookNetworks are private networks webhooks may reach, and
+	// FediverseNetworks those remote fediverse servers may be on.
+	WebhookNetworks   []netip.Prefix
+	FediverseNetworks []netip.Prefix
 	// Chat are the chat's limits; zero values are the defaults. Tests
 	// shrink them.
 	Chat chat.Config
@@ -142,7 +145,7 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 		}
 		fs.IntVar(p, name, def, usage+" (env "+envName(name)+")")
 	}
-	var level, proxies, keyFile, passwordFile, webhookNets string
+	var level, proxies, keyFile, passwordFile, webhookNets, fediNets string
 	str(&c.HTTPAddr, "http", ":8080", "address of the web server: viewer page, API, HLS")
 	str(&c.RTMPAddr, "rtmp", ":1935", "address of the RTMP server publishers push to")
 	str(&c.DataDir, "data", "./data", "directory for the database, the HLS output and thumbnails")
@@ -154,6 +157,7 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 	str(&level, "log-level", "info", "log level: debug, info, warn or error")
 	str(&proxies, "trusted-proxies", "127.0.0.0/8,::1", "reverse proxies whose X-Forwarded-For is believed (addresses or CIDR networks, comma-separated)")
 	str(&webhookNets, "webhook-allowed-networks", "", "private networks webhooks may reach, such as a receiver on the LAN (addresses or CIDR networks, comma-separated); none by default")
+	str(&fediNets, "fediverse-allowed-networks", "", "private networks remote fediverse servers may be reached at, such as a private deployment's (addresses or CIDR networks, comma-separated); none by default")
 	boolean(&c.P2P, "p2p", true, "let viewers share segments with each other (peer to peer); false turns it off whatever the settings say")
 	integer(&c.HTTPLimits.MaxConnsPerIP, "http-max-conns-per-ip", "open HTTP connections one client address may hold (0: 256); trusted proxies are exempt")
 	integer(&c.RTMPLimits.MaxPendingPerIP, "rtmp-max-pending-per-ip", "RTMP connections one address may hold before it publishes (0: 4)")
@@ -195,6 +199,9 @@ func parseConfig(args []string, env func(string) (string, bool), usage io.Writer
 	}
 	if c.WebhookNetworks, err = webserver.ParseTrustedProxies(webhookNets); err != nil {
 		return c, fmt.Errorf("--webhook-allowed-networks %q: %w", webhookNets, err)
+	}
+	if c.FediverseNetworks, err = webserver.ParseTrustedProxies(fediNets); err != nil {
+		return c, fmt.Errorf("--fediverse-allowed-networks %q: %w", fediNets, err)
 	}
 	if c.HTTPLimits.MaxConnsPerIP < 0 || c.RTMPLimits.MaxPendingPerIP < 0 {
 		return c, errors.New("connection limits cannot be negative: use 0 for the default")
@@ -330,6 +337,23 @@ func (a *app) start(ctx context.Context) error {
 	a.onStop("webhooks", hooks.Close)
 	// The go-live post to Discord, once per broadcast.
 	stream.AddListener(notify.New(notify.Deps{Logger: log.With("component", "notify"), Queue: queue, Settings: settings}))
+	// The fediverse actor: its deliveries go through the queue too.
+	fediverse := activitypub.New(activitypub.Deps{
+		Logger:   log.With("component", "activitypub"),
+		Store:    a.store,
+		Settings: settings,
+		Keys:     secrets,
+		Queue:    queue,
+		// Engagement arrives at the inbox, which the web server serves
+		// once chat is there.
+		Engaged:  a.showEngagement,
+		ClientIP: webserver.ClientIP,
+		Host:     webserver.ForwardedHost,
+		Version:  version,
+		Config:   activitypub.Config{AllowedNetworks: cfg.FediverseNetworks},
+	})
+	stream.AddListener(fediverse)
+	settings.AddListener(fediverse)
 	if err := queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
@@ -423,6 +447,7 @@ func (a *app) start(ctx context.Context) error {
 	a.onStop("chat", a.chat.Close)
 	stream.AddListener(a.chat)
 	settings.AddListener(a.chat)
+
 	// The listeners are all there: stream events flow until the publisher
 	// has gone, and what is queued reaches them before they close.
 	stream.Start()
@@ -450,6 +475,7 @@ func (a *app) start(ctx context.Context) error {
 		Viewers:       a.viewers,
 		Health:        a.pipeline,
 		Webhooks:      hooks,
+		Federation:    fediverse,
 		Bots:          bots,
 		ClientIP:      webserver.ClientIP,
 		ForwardedUser: webserver.ForwardedUser,
@@ -491,6 +517,7 @@ func (a *app) start(ctx context.Context) error {
 		Tracker:        a.tracker,
 		Chat:           a.chat,
 		Bots:           bots,
+		Federation:     fediverse,
 		TrustedProxies: cfg.TrustedProxies,
 		Limits:         cfg.HTTPLimits,
 	})
@@ -526,6 +553,14 @@ func (a *app) start(ctx context.Context) error {
 	a.web.Start(a.httpLn)
 	log.Info("starling started", "version", version, "http", a.httpLn.Addr().String(), "rtmp", a.rtmpLn.Addr().String(), "data", cfg.DataDir)
 	return nil
+}
+
+// showEngagement shows a fediverse follow, like or boost in chat.
+func (a *app) showEngagement(e activitypub.Engagement) {
+	typ := map[string]string{"follow": chat.TypeFediverseFollow, "like": chat.TypeFediverseLike, "repost": chat.TypeFediverseRepost}[e.Type]
+	if err := a.chat.SendEngagement(chat.Engagement{Type: typ, Handle: e.Handle, Profile: e.Profile, Avatar: e.Avatar}); err != nil {
+		a.log.Debug("fediverse engagement not shown in chat", "err", err)
+	}
 }
 
 // swarmReset empties the tracker's swarms when a broadcast starts or ends.

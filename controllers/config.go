@@ -63,6 +63,7 @@ func (h *Handlers) ConfigSetters() []Setter {
 		{"federation/username", setting(h, func(s *core.Settings, v string) {
 			s.Federation.Username = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(v), "@"))
 		})},
+		{"federation/golivedelay", setting(h, func(s *core.Settings, v int) { s.Federation.GoLiveDelay = v })},
 		{"federation/livemessage", setting(h, text(func(s *core.Settings) *string { return &s.Federation.GoLiveMessage }))},
 		{"federation/blockdomains", setting(h, func(s *core.Settings, v []string) {
 			out := trimmed(v)

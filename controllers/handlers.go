@@ -47,6 +47,8 @@ type Deps struct {
 	Bots botService
 	// Webhooks are the outbound webhooks (core/webhooks).
 	Webhooks webhookService
+	// Federation is the fediverse actor (activitypub).
+	Federation federation
 	// ClientIP names the client behind any trusted proxy.
 	ClientIP func(*http.Request) string
 	// ForwardedUser is the user a trusted proxy signed in, or "".

@@ -31,10 +31,11 @@ func newTestServer(t *testing.T) *httptest.Server {
 		"assets/app-big.js": {Data: []byte(strings.Repeat("console.log(1);\n", 500))},
 	}
 	s, err := New(Deps{
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Handlers: controllers.New(controllers.Deps{}),
-		Tracker:  http.NotFoundHandler(),
-		Chat:     http.NotFoundHandler(),
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handlers:   controllers.New(controllers.Deps{}),
+		Tracker:    http.NotFoundHandler(),
+		Chat:       http.NotFoundHandler(),
+		Federation: noFederation{http.NotFoundHandler()},
 		HLS: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "hls got %s", r.URL.Path)
 		}),

@@ -54,5 +54,13 @@ func adminRoutes(h *controllers.Handlers) []route {
 		f("GET /api/admin/chat/users/ipbans", h.IPBans),
 		f("POST /api/admin/chat/users/ipbans/create", h.BanIP),
 		f("POST /api/admin/chat/users/ipbans/remove", h.UnbanIP),
+
+		{"GET /api/admin/followers", h.Followers()},
+		{"GET /api/admin/followers/pending", h.FollowRequests()},
+		{"GET /api/admin/followers/blocked", h.BlockedFollowers()},
+		f("POST /api/admin/followers/approve", h.ApproveFollower),
+		f("POST /api/admin/federation/send", h.SendFederatedPost),
+		f("GET /api/admin/federation/actions", h.FederatedActions),
+		f("GET /api/admin/federation/posts", h.FederatedPosts),
 	}, webhookRoutes(h), tokenRoutes(h))
 }

@@ -15,6 +15,12 @@ import (
 	"github.com/starling-live/starling/controllers"
 )
 
+// noFederation is a server whose fediverse answers nothing.
+type noFederation struct{ http.Handler }
+
+func (noFederation) PublicFollowers(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
+func (noFederation) RemoteFollow(w http.ResponseWriter, r *http.Request)    { http.NotFound(w, r) }
+
 type password string
 
 func (p password) CheckAdminPassword(s string) bool { return s == string(p) }
@@ -33,6 +39,7 @@ func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
 		Admin:        password("the-admin-password"),
 		Tracker:      http.NotFoundHandler(),
 		Chat:         http.NotFoundHandler(),
+		Federation:   noFederation{http.NotFoundHandler()},
 		HLS:          http.NotFoundHandler(),
 		ThumbnailDir: filepath.Join(dir, "thumbs"),
 		PublicDir:    filepath.Join(dir, "public"),
@@ -128,6 +135,7 @@ func TestHLSGoesStraightToThePackager(t *testing.T) {
 		Admin:        password("the-admin-password"),
 		Tracker:      http.NotFoundHandler(),
 		Chat:         http.NotFoundHandler(),
+		Federation:   noFederation{http.NotFoundHandler()},
 		HLS:          hls,
 		ThumbnailDir: dir,
 		PublicDir:    filepath.Join(dir, "public"),

@@ -16,8 +16,15 @@ import (
 	"path"
 	"strings"
 
+	"github.com/starling-live/starling/activitypub"
 	"github.com/starling-live/starling/controllers"
 )
+
+type federation interface {
+	http.Handler
+	PublicFollowers(w http.ResponseWriter, r *http.Request)
+	RemoteFollow(w http.ResponseWriter, r *http.Request)
+}
 
 type adminAuth interface {
 	CheckAdminPassword(string) bool
@@ -45,6 +52,9 @@ type Deps struct {
 	Chat http.Handler
 	// Bots authenticate the integrations API's access tokens.
 	Bots botAuth
+	// Federation is the fediverse actor: discovery, the actor and its
+	// inbox, and the public follower routes.
+	Federation federation
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client (see ClientIP).
 	TrustedProxies []netip.Prefix
@@ -103,6 +113,11 @@ func New(d Deps) (*Server, error) {
 	// address is cut short.
 	mux.Handle("POST /api/metrics/playback", newIPLimiter(5, 20).wrap(http.HandlerFunc(h.RecordPlayback)))
 	mux.Handle("GET "+controllers.TrackerPath, d.Tracker)
+	for _, p := range activitypub.Paths {
+		mux.Handle(p, d.Federation)
+	}
+	mux.HandleFunc("GET /api/followers", d.Federation.PublicFollowers)
+	mux.HandleFunc("POST /api/remotefollow", d.Federation.RemoteFollow)
 
 	// Chat: Owncast's paths (docs/chat.md).
 	mux.Handle("GET /ws", d.Chat)
