@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,13 +40,19 @@ type rig struct {
 	path     string
 	store    *data.Store
 	settings *core.SettingsStore
+	secrets  *core.Secrets
 	queue    *jobs.Queue
 	fed      *Federation
 	srv      *httptest.Server
 	logs     *testrig.LogBuffer
+	cfg      Config
+	qcfg     jobs.Config
+	// serving is the Federation the server hands requests to.
+	serving atomic.Pointer[Federation]
 
 	mu      sync.Mutex
 	engaged []Engagement
+	bodies  map[string][]byte
 }
 
 type rigOption func(*rigConfig)
@@ -55,7 +62,6 @@ type rigConfig struct {
 	cfg    Config
 	queue  jobs.Config
 	change func(*core.Settings)
-	srv    *httptest.Server
 }
 
 func withSettings(f func(*core.Settings)) rigOption { return func(c *rigConfig) { c.change = f } }
@@ -82,16 +88,13 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	if r.settings, err = core.LoadSettings(ctx, r.store); err != nil {
 		t.Fatal(err)
 	}
-	secrets, _, err := core.LoadSecrets(ctx, r.store, "", "")
-	if err != nil {
+	if r.secrets, _, err = core.LoadSecrets(ctx, r.store, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	r.srv = rc.srv
-	if r.srv == nil {
-		r.srv = httptest.NewUnstartedServer(nil)
-		r.srv.Start()
-		t.Cleanup(r.srv.Close)
-	}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.serving.Load().ServeHTTP(w, req)
+	}))
+	t.Cleanup(r.srv.Close)
 	if _, err := r.settings.Update(ctx, func(s *core.Settings) error {
 		s.ServerURL = r.srv.URL
 		s.Federation.Enabled = true
@@ -105,9 +108,18 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r.queue = jobs.New(jobs.Deps{Logger: r.logs.Logger(), Store: r.store, Config: rc.queue})
+	r.cfg, r.qcfg = rc.cfg, rc.queue
+	r.start()
+	return r
+}
+
+// start starts a job queue and a Federation on the rig's database, and
+// serves the Federation.
+func (r *rig) start() {
+	t := r.t
+	r.queue = jobs.New(jobs.Deps{Logger: r.logs.Logger(), Store: r.store, Config: r.qcfg})
 	r.fed = New(Deps{
-		Logger: r.logs.Logger(), Store: r.store, Settings: r.settings, Keys: secrets, Queue: r.queue,
+		Logger: r.logs.Logger(), Store: r.store, Settings: r.settings, Keys: r.secrets, Queue: r.queue,
 		Engaged: func(e Engagement) {
 			r.mu.Lock()
 			r.engaged = append(r.engaged, e)
@@ -115,15 +127,15 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 		},
 		ClientIP: func(r *http.Request) string { return r.RemoteAddr },
 		Version:  "test",
-		Config:   rc.cfg,
+		Config:   r.cfg,
 	})
 	r.settings.AddListener(r.fed)
-	r.srv.Config.Handler = r.fed
-	if err := r.queue.Start(ctx); err != nil {
+	r.serving.Store(r.fed)
+	if err := r.queue.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.queue.Close() })
-	return r
+	q := r.queue
+	t.Cleanup(func() { q.Close() })
 }
 
 func (r *rig) actor() string { return r.srv.URL + "/federation/user/streamer" }

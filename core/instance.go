@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -229,8 +230,8 @@ func (f FederationSettings) validate() error {
 		errs = append(errs, fmt.Errorf("%d blockedDomains are too many: use at most 10000", len(f.BlockedDomains)))
 	}
 	for _, d := range f.BlockedDomains {
-		if !hostnameLabels.MatchString(d) {
-			errs = append(errs, fmt.Errorf("blockedDomains: %q is not a domain such as spam.example", d))
+		if _, err := netip.ParseAddr(d); err != nil && !hostnameLabels.MatchString(d) {
+			errs = append(errs, fmt.Errorf("blockedDomains: %q is not a domain such as spam.example (or an IP address)", d))
 		}
 	}
 	return errors.Join(errs...)

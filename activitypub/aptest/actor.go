@@ -35,6 +35,9 @@ type Actor struct {
 // Name is the actor's username (preferredUsername).
 func (a *Actor) Name() string { return a.name }
 
+// Server is the remote server the actor is on.
+func (a *Actor) Server() *Server { return a.srv }
+
 // ID is the actor's id, "http://127.0.0.1:PORT/users/NAME".
 func (a *Actor) ID() string { return a.srv.URL() + "/users/" + a.name }
 
