@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -151,4 +153,47 @@ func (f *Federation) Posts(ctx context.Context, limit, offset int) ([]Post, erro
 		}
 	}
 	return out, nil
+}
+
+// Status is how the fediverse actor is doing, for the admin's dashboard.
+type Status struct {
+	Enabled bool `json:"enabled"`
+	// Handle is @user@host, as followers search for it.
+	Handle    string `json:"handle,omitempty"`
+	Followers int    `json:"followers"`
+	Pending   int    `json:"pending"`
+	// Warnings say what keeps followers from hearing, and what to do.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Status returns the actor's status.
+func (f *Federation) Status(ctx context.Context) Status {
+	s := f.settings.Get()
+	st, ok := f.site()
+	if !ok {
+		if s.Federation.Enabled {
+			return Status{Warnings: []string{"The fediverse is enabled but the server URL is not set: set it (config/serverurl) to the https address viewers use."}}
+		}
+		return Status{}
+	}
+	out := Status{Enabled: true, Handle: "@" + st.handle()}
+	out.Followers, _ = f.store.CountFollowers(ctx, "approved")
+	out.Pending, _ = f.store.CountFollowers(ctx, "pending")
+	if u, err := url.Parse(st.base); err == nil && u.Scheme != "https" && !isLocal(u.Hostname()) {
+		out.Warnings = append(out.Warnings, "The server URL "+st.base+" is not https: Mastodon and other fediverse servers look accounts up over https only. Put Starling behind a TLS reverse proxy (see the README) and set the server URL to its https address.")
+	}
+	if out.Pending > 0 {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("%d fediverse accounts ask to follow the stream: approve or reject them (followers/approve).", out.Pending))
+	}
+	return out
+}
+
+// isLocal reports whether host is this machine or a private network's,
+// where plain http is a test or a private deployment.
+func isLocal(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && (a.IsLoopback() || a.IsPrivate())
 }

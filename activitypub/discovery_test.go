@@ -224,3 +224,18 @@ func TestNodeInfo(t *testing.T) {
 		t.Errorf("instance: %s", b)
 	}
 }
+
+// TestStatusWarnsOfPlainHTTP: a public server URL without TLS keeps
+// Mastodon away, and the admin is told what to do; a loopback one is a
+// test's and fine.
+func TestStatusWarnsOfPlainHTTP(t *testing.T) {
+	r := newRig(t)
+	if st := r.fed.Status(context.Background()); !st.Enabled || len(st.Warnings) != 0 || !strings.HasPrefix(st.Handle, "@streamer@127.0.0.1:") {
+		t.Errorf("on loopback: %+v", st)
+	}
+	r.settings.Update(context.Background(), func(s *core.Settings) error { s.ServerURL = "http://live.example.com"; return nil })
+	st := r.fed.Status(context.Background())
+	if len(st.Warnings) != 1 || !contains(st.Warnings[0], "not https", "reverse proxy") {
+		t.Errorf("on plain http: %+v", st)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/starling-live/starling/activitypub"
+
 	"github.com/starling-live/starling/chat"
 	"github.com/starling-live/starling/core"
 	"github.com/starling-live/starling/video/hls"
@@ -26,6 +28,8 @@ type adminStatusResponse struct {
 	P2P                    p2pStatus         `json:"p2p"`
 	// Storage is where the broadcast's segments go and how that goes.
 	Storage hls.StorageStatus `json:"storage"`
+	// Federation is the fediverse actor's followers and warnings.
+	Federation activitypub.Status `json:"federation"`
 }
 
 // AdminStatus answers GET /api/admin/status: the public status plus who
@@ -41,6 +45,11 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 		storage = h.deps.Storage.StorageStatus()
 		health.Warnings = append(health.Warnings, storageWarnings(storage)...)
 	}
+	var fed activitypub.Status
+	if h.deps.Federation != nil {
+		fed = h.deps.Federation.Status(r.Context())
+		health.Warnings = append(health.Warnings, fed.Warnings...)
+	}
 	writeJSON(w, http.StatusOK, adminStatusResponse{
 		Online:                 st.Online,
 		Broadcaster:            st.Broadcaster,
@@ -53,6 +62,7 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 		VersionNumber:          h.deps.Version,
 		P2P:                    p2p,
 		Storage:                storage,
+		Federation:             fed,
 	})
 }
 

@@ -16,6 +16,7 @@ type federation interface {
 	Send(ctx context.Context, text string) (string, error)
 	Actions(ctx context.Context, limit, offset int) ([]activitypub.Action, error)
 	Posts(ctx context.Context, limit, offset int) ([]activitypub.Post, error)
+	Status(ctx context.Context) activitypub.Status
 }
 
 func federationError(err error) error {
