@@ -179,6 +179,7 @@ func New(d Deps) *Federation {
 		},
 	}
 	d.Queue.HandleWith(jobDeliver, f.deliver, deliveryRetry)
+	d.Queue.HandleWith(jobAccept, f.deliver, deliveryRetry)
 	d.Queue.HandleWith(jobGoLive, f.goLive, jobs.Retry{MaxAttempts: 5})
 	d.Queue.HandleWith(jobUpdate, f.sendUpdate, jobs.Retry{MaxAttempts: 5})
 	f.mux = f.routes()

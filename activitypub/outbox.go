@@ -24,8 +24,12 @@ import (
 // Job kinds in the queue.
 const (
 	jobDeliver = "activitypub"
-	jobGoLive  = "activitypub-golive"
-	jobUpdate  = "activitypub-update"
+	// jobAccept delivers Accepts: a post to a server waits for its
+	// Accepts, since a post from an account the reader does not follow
+	// yet is dropped.
+	jobAccept = "activitypub-accept"
+	jobGoLive = "activitypub-golive"
+	jobUpdate = "activitypub-update"
 )
 
 // Kinds of our posts.
@@ -33,7 +37,6 @@ const (
 	kindGoLive = "golive"
 	kindManual = "manual"
 	kindUpdate = "update"
-	kindAccept = "accept"
 )
 
 // deliveryRetry retries a delivery for about a day: 5 s doubling to 6 h,
@@ -50,15 +53,19 @@ type delivery struct {
 
 func newID() string { return strings.ToLower(rand.Text()[:16]) }
 
-// queueDeliveries queues an activity for each inbox.
-func (f *Federation) queueDeliveries(ctx context.Context, activity []byte, inboxes []string) error {
+// queueDeliveries queues an activity of the kind of job for each inbox.
+func (f *Federation) queueDeliveries(ctx context.Context, kind string, activity []byte, inboxes []string) error {
 	var js []data.NewJob
 	for _, inbox := range inboxes {
 		p, _ := json.Marshal(delivery{Inbox: inbox, Activity: activity})
-		js = append(js, data.NewJob{Kind: jobDeliver, Destination: hostOf(inbox), Payload: p})
+		js = append(js, data.NewJob{Kind: kind, Destination: hostOf(inbox), Payload: p})
 	}
 	return f.queue.EnqueueAll(ctx, js)
 }
+
+// errAcceptFirst delays a post to a server until its Accepts are
+// delivered.
+var errAcceptFirst = errors.New("an Accept to this server is not delivered yet: the post waits for it")
 
 // accept queues the Accept of a follower's Follow, to their own inbox.
 func (f *Federation) accept(ctx context.Context, st site, fl data.Follower) error {
@@ -89,7 +96,7 @@ func (f *Federation) accept(ctx context.Context, st site, fl data.Follower) erro
 	if err != nil {
 		return err
 	}
-	return f.queueDeliveries(ctx, b, []string{fl.Inbox})
+	return f.queueDeliveries(ctx, jobAccept, b, []string{fl.Inbox})
 }
 
 // post is one post to make.
@@ -317,6 +324,9 @@ func (f *Federation) deliver(ctx context.Context, j jobs.Job) error {
 	}
 	activity := []byte(d.Activity)
 	if d.Post != "" {
+		if n, err := f.store.UnfinishedJobs(ctx, jobAccept, j.Destination); err != nil || n > 0 {
+			return errors.Join(errAcceptFirst, err)
+		}
 		p, err := f.store.Post(ctx, d.Post)
 		if err != nil {
 			return jobs.Permanent(fmt.Errorf("post %s: %w", d.Post, err))

@@ -112,8 +112,10 @@ func TestQueuedDeliverySurvivesKill9(t *testing.T) {
 	remote := aptest.New(t)
 	kim := remote.NewActor("kim")
 	r.follow(t, remote, kim)
-	// The rig's queue stops; the child is the server now (our actor is
-	// still served, from the same database, for the remote's key fetch).
+	// The rig's queue stops once the Accept is recorded as done; the
+	// child is the server now (our actor is still served, from the same
+	// database, for the remote's key fetch).
+	r.idle()
 	r.queue.Close()
 	remote.Respond(1_000_000, http.StatusServiceUnavailable)
 

@@ -3,6 +3,7 @@ package activitypub
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -91,8 +92,17 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 	if r.secrets, _, err = core.LoadSecrets(ctx, r.store, "", ""); err != nil {
 		t.Fatal(err)
 	}
+	// Routed as the web server routes them.
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.serving.Load().ServeHTTP(w, req)
+		f := r.serving.Load()
+		switch req.URL.Path {
+		case "/api/remotefollow":
+			f.RemoteFollow(w, req)
+		case "/api/followers":
+			f.PublicFollowers(w, req)
+		default:
+			f.ServeHTTP(w, req)
+		}
 	}))
 	t.Cleanup(r.srv.Close)
 	if _, err := r.settings.Update(ctx, func(s *core.Settings) error {
@@ -185,6 +195,15 @@ func (r *rig) follow(t *testing.T, remote *aptest.Server, a *aptest.Actor) map[s
 		return d.Type == "Accept" && o != nil && o["id"] == f["id"]
 	}, 20*time.Second)
 	return f
+}
+
+// idle waits until the queue has nothing left to do.
+func (r *rig) idle() {
+	r.t.Helper()
+	testrig.Eventually(r.t, wait, "the job queue idle", func() (bool, string) {
+		st, err := r.queue.Stats(context.Background())
+		return err == nil && st.Pending == 0 && st.Running == 0, fmt.Sprintf("%+v %v", st, err)
+	})
 }
 
 // count is how many rows a table has.

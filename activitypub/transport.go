@@ -138,7 +138,7 @@ func (t *transport) BatchDeliver(ctx context.Context, b []byte, recipients []*ur
 	for i, r := range recipients {
 		inboxes[i] = r.String()
 	}
-	return t.f.queueDeliveries(ctx, b, inboxes)
+	return t.f.queueDeliveries(ctx, jobDeliver, b, inboxes)
 }
 
 func (f *Federation) userAgent() string {

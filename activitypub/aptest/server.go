@@ -701,6 +701,7 @@ func (s *Server) serveWebfinger(w http.ResponseWriter, r *http.Request) {
 		"links": []any{
 			map[string]any{"rel": "self", "type": "application/activity+json", "href": a.ID()},
 			map[string]any{"rel": "http://webfinger.net/rel/profile-page", "type": "text/html", "href": a.ProfileURL()},
+			map[string]any{"rel": "http://ostatus.org/schema/1.0/subscribe", "template": s.URL() + "/authorize_interaction?uri={uri}"},
 		},
 	})
 }

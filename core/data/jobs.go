@@ -195,6 +195,14 @@ func (s *Store) JobCounts(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
+// UnfinishedJobs counts the jobs of kind to destination that are pending
+// or running.
+func (s *Store) UnfinishedJobs(ctx context.Context, kind, destination string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE kind = ? AND destination = ? AND state IN ('pending', 'running')`, kind, destination).Scan(&n)
+	return n, err
+}
+
 // Jobs returns the jobs of a state, newest change first, at most limit.
 func (s *Store) Jobs(ctx context.Context, state string, limit int) ([]Job, error) {
 	return s.jobs(ctx, `WHERE state = ? ORDER BY updated_at DESC, id DESC LIMIT ?`, state, limit)
