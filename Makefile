@@ -1,4 +1,4 @@
-.PHONY: run test fuzz build web bench bench-swarm bench-s3 load-tracker load-chat load-rtmp
+.PHONY: run test fuzz build web bench bench-swarm bench-s3 load-tracker load-chat load-rtmp load-fediverse
 # FUZZTIME is how long make fuzz runs each target: a duration, or a count such as 10000x.
 FUZZTIME ?= 2m
 run:     ## install ffmpeg if missing and run on the defaults
@@ -36,3 +36,5 @@ load-rtmp: ## strangers on the RTMP port: memory they make the server hold, lock
 	go run ./build/load/rtmp -conns 200
 load-chat: ## 5,000 chat clients, 20 messages a second for 60 s
 	go run ./build/load/chat -clients 5000 -rate 20 -duration 60s
+load-fediverse: ## a post to 1,000 followers on 50 hosts, with shared inboxes and personal ones, 5 runs each
+	go run ./build/load/fediverse -runs 5
