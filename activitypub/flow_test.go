@@ -75,6 +75,10 @@ func TestFollowAcceptGoLiveLike(t *testing.T) {
 	if code := send(t, ann, r.inbox(), ann.Like(noteID)); code != http.StatusAccepted {
 		t.Fatalf("like: %d", code)
 	}
+	// A second like of the post, under a new id, is taken once.
+	if code := send(t, ann, r.inbox(), ann.Like(noteID)); code != http.StatusAccepted {
+		t.Fatalf("like again: %d", code)
+	}
 	if code := send(t, ann, r.srv.URL+"/federation/inbox", ann.Announce(noteID)); code != http.StatusAccepted {
 		t.Fatalf("announce at the shared inbox: %d", code)
 	}

@@ -276,6 +276,11 @@ func (in inbound) engagement(t vocab.Type, actor vocab.ActivityStreamsActorPrope
 		if !in.ours(o) {
 			continue
 		}
+		// A second like of one post (a new id, no Undo between) is
+		// taken and not shown again.
+		if again, err := in.f.store.HasActivity(context.Background(), in.from.ID, typ, o); err != nil || again {
+			return err
+		}
 		fresh, err := in.record(id, typ, o)
 		if err != nil {
 			return err

@@ -329,6 +329,14 @@ func (s *Store) AddActivity(ctx context.Context, a Activity) (bool, error) {
 	return true, err
 }
 
+// HasActivity reports whether actor already sent an activity of typ on
+// object, under any id.
+func (s *Store) HasActivity(ctx context.Context, actor, typ, object string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM fedi_activities WHERE actor = ? AND type = ? AND object = ?`, actor, typ, object).Scan(&n)
+	return n > 0, err
+}
+
 // Activities returns the received activities of the types given, newest
 // first.
 func (s *Store) Activities(ctx context.Context, types []string, limit, offset int) ([]Activity, error) {
