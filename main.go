@@ -323,7 +323,9 @@ func (a *app) start(ctx context.Context) error {
 	// Outbound work goes through one persisted queue. It stops after the
 	// webhooks' sources (the stream and chat) and before the webhooks,
 	// which then store what they still hold for the next start.
-	queue := jobs.New(jobs.Deps{Logger: log.With("component", "jobs"), Store: a.store})
+	// Deliveries spend their time waiting on the network: sixteen run at
+	// once, at most two to one host (docs/benchmarks.md, "Fediverse").
+	queue := jobs.New(jobs.Deps{Logger: log.With("component", "jobs"), Store: a.store, Config: jobs.Config{Workers: 16}})
 	hooks := webhooks.New(webhooks.Deps{
 		Logger:   log.With("component", "webhooks"),
 		Store:    a.store,

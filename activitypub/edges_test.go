@@ -155,3 +155,11 @@ func TestRemoteFollow(t *testing.T) {
 		}
 	}
 }
+
+func TestInterleaveTakesAHostAtATime(t *testing.T) {
+	got := interleave([]string{"https://a/1", "https://a/2", "https://a/3", "https://b/1", "https://c/1", "https://c/2"})
+	want := "[https://a/1 https://b/1 https://c/1 https://a/2 https://c/2 https://a/3]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("%v, want %s", got, want)
+	}
+}

@@ -231,7 +231,7 @@ func (f *Federation) publish(ctx context.Context, st site, p post) (string, erro
 		return "", err
 	}
 	var deliveries []data.NewJob
-	for _, inbox := range inboxes {
+	for _, inbox := range interleave(inboxes) {
 		if blocked(st.s, hostOf(inbox)) {
 			continue
 		}
@@ -244,6 +244,31 @@ func (f *Federation) publish(ctx context.Context, st site, p post) (string, erro
 	f.queue.Wake()
 	f.log.Info("sent a fediverse post to the followers", "kind", p.kind, "post", id, "inboxes", len(deliveries))
 	return id, nil
+}
+
+// interleave orders inboxes a host at a time, round robin: the queue
+// takes due jobs oldest first, and a run of one host's would leave the
+// workers its per-destination share alone.
+func interleave(inboxes []string) []string {
+	byHost := map[string][]string{}
+	var hosts []string
+	for _, in := range inboxes {
+		h := hostOf(in)
+		if _, ok := byHost[h]; !ok {
+			hosts = append(hosts, h)
+		}
+		byHost[h] = append(byHost[h], in)
+	}
+	out := make([]string, 0, len(inboxes))
+	for len(out) < len(inboxes) {
+		for _, h := range hosts {
+			if q := byHost[h]; len(q) > 0 {
+				out = append(out, q[0])
+				byHost[h] = q[1:]
+			}
+		}
+	}
+	return out
 }
 
 // updateActivity is the Update of our actor, after a profile change.

@@ -5,7 +5,7 @@
 //
 // It runs the real parts in this process, as the activitypub package's
 // tests do: a sqlite file in a temporary directory, the settings and
-// secrets loaded from it, core/jobs with the server's defaults (4
+// secrets loaded from it, core/jobs configured as the server's (16
 // workers, 2 at a time per destination) and the activitypub Federation,
 // served on 127.0.0.1 so that its actor document (and key) can be read.
 // The remote servers are -hosts HTTP servers on 127.0.0.1 whose inboxes
@@ -98,7 +98,7 @@ func main() {
 	flag.IntVar(&c.runs, "runs", 5, "runs of each scenario, each on a fresh database; the median is reported")
 	scenarios := flag.String("scenarios", "shared,personal", "scenarios to run: shared (one shared inbox per host), personal (one inbox per follower)")
 	flag.DurationVar(&c.latency, "latency", 0, "how long each inbox takes to answer")
-	flag.IntVar(&c.workers, "workers", 0, "queue workers (0: the server's default, 4)")
+	flag.IntVar(&c.workers, "workers", 16, "queue workers (the server runs 16)")
 	flag.IntVar(&c.perDest, "per-destination", 0, "deliveries at once to one host (0: the server's default, 2)")
 	flag.DurationVar(&c.budget, "budget", time.Minute, "the longest a run may take for every inbox to have the post")
 	flag.DurationVar(&c.timeout, "timeout", 3*time.Minute, "how long to wait for a run before giving it up")
