@@ -252,9 +252,11 @@ func hostOf(raw string) string {
 func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
 
 // Paths are the path prefixes ServeHTTP answers, for the router.
-var Paths = []string{
-	"/.well-known/webfinger", "/.well-known/host-meta", "/.well-known/nodeinfo", "/.well-known/x-nodeinfo2",
-	"/nodeinfo/", "/api/v1/instance", "/federation/",
+func Paths() []string {
+	return []string{
+		"/.well-known/webfinger", "/.well-known/host-meta", "/.well-known/nodeinfo", "/.well-known/x-nodeinfo2",
+		"/nodeinfo/", "/api/v1/instance", "/federation/",
+	}
 }
 
 // BroadcastStarted queues the go-live post, due after the debounce.

@@ -113,7 +113,7 @@ func New(d Deps) (*Server, error) {
 	// address is cut short.
 	mux.Handle("POST /api/metrics/playback", newIPLimiter(5, 20).wrap(http.HandlerFunc(h.RecordPlayback)))
 	mux.Handle("GET "+controllers.TrackerPath, d.Tracker)
-	for _, p := range activitypub.Paths {
+	for _, p := range activitypub.Paths() {
 		mux.Handle(p, d.Federation)
 	}
 	mux.HandleFunc("GET /api/followers", d.Federation.PublicFollowers)
