@@ -18,11 +18,11 @@ import (
 func (f *Federation) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/webfinger", f.webfinger)
-	mux.HandleFunc("GET /.well-known/host-meta", f.hostMeta)
-	mux.HandleFunc("GET /.well-known/nodeinfo", f.nodeinfoLinks)
-	mux.HandleFunc("GET /nodeinfo/2.0", f.nodeinfo)
-	mux.HandleFunc("GET /.well-known/x-nodeinfo2", f.xNodeinfo2)
-	mux.HandleFunc("GET /api/v1/instance", f.instance)
+	mux.HandleFunc("GET /.well-known/host-meta", f.whenOn(f.hostMeta))
+	mux.HandleFunc("GET /.well-known/nodeinfo", f.whenOn(f.nodeinfoLinks))
+	mux.HandleFunc("GET /nodeinfo/2.0", f.whenOn(f.nodeinfo))
+	mux.HandleFunc("GET /.well-known/x-nodeinfo2", f.whenOn(f.xNodeinfo2))
+	mux.HandleFunc("GET /api/v1/instance", f.whenOn(f.instance))
 	mux.HandleFunc("GET /federation/user/{user}", f.serveActor)
 	mux.HandleFunc("GET /federation/user/{user}/followers", f.serveFollowers)
 	mux.HandleFunc("GET /federation/user/{user}/following", f.serveFollowing)
@@ -35,6 +35,18 @@ func (f *Federation) routes() *http.ServeMux {
 		writeError(w, http.StatusNotFound, "no such fediverse endpoint")
 	})
 	return mux
+}
+
+// whenOn serves h while federation is on, and 404 while it is off.
+func (f *Federation) whenOn(h func(http.ResponseWriter, *http.Request, site)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st, ok := f.site()
+		if !ok {
+			writeError(w, http.StatusNotFound, "this server has no fediverse accounts")
+			return
+		}
+		h(w, r, st)
+	}
 }
 
 // jrd is a WebFinger answer (RFC 7033).
@@ -101,12 +113,7 @@ func parseAcct(resource string) (user, host string, err error) {
 	return user, host, nil
 }
 
-func (f *Federation) hostMeta(w http.ResponseWriter, r *http.Request) {
-	st, ok := f.site()
-	if !ok {
-		writeError(w, http.StatusNotFound, "this server has no fediverse accounts")
-		return
-	}
+func (f *Federation) hostMeta(w http.ResponseWriter, r *http.Request, st site) {
 	type link struct {
 		Rel      string `xml:"rel,attr"`
 		Type     string `xml:"type,attr"`
@@ -125,12 +132,7 @@ func (f *Federation) hostMeta(w http.ResponseWriter, r *http.Request) {
 
 const nodeinfoSchema = "http://nodeinfo.diaspora.software/ns/schema/2.0"
 
-func (f *Federation) nodeinfoLinks(w http.ResponseWriter, r *http.Request) {
-	st, ok := f.site()
-	if !ok {
-		writeError(w, http.StatusNotFound, "this server has no fediverse accounts")
-		return
-	}
+func (f *Federation) nodeinfoLinks(w http.ResponseWriter, r *http.Request, st site) {
 	writeJSON(w, http.StatusOK, "application/json; charset=utf-8", map[string]any{
 		"links": []jrdLink{{Rel: nodeinfoSchema, Href: st.base + "/nodeinfo/2.0"}},
 	})
@@ -147,12 +149,7 @@ func (f *Federation) counts(r *http.Request) (posts, followers int) {
 const softwareName = "starling"
 
 // nodeinfo answers NodeInfo 2.0.
-func (f *Federation) nodeinfo(w http.ResponseWriter, r *http.Request) {
-	st, ok := f.site()
-	if !ok {
-		writeError(w, http.StatusNotFound, "this server has no fediverse accounts")
-		return
-	}
+func (f *Federation) nodeinfo(w http.ResponseWriter, r *http.Request, st site) {
 	posts, _ := f.counts(r)
 	writeJSON(w, http.StatusOK, `application/json; profile="`+nodeinfoSchema+`#"`, map[string]any{
 		"version":           "2.0",
@@ -168,12 +165,7 @@ func (f *Federation) nodeinfo(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (f *Federation) xNodeinfo2(w http.ResponseWriter, r *http.Request) {
-	st, ok := f.site()
-	if !ok {
-		writeError(w, http.StatusNotFound, "this server has no fediverse accounts")
-		return
-	}
+func (f *Federation) xNodeinfo2(w http.ResponseWriter, r *http.Request, st site) {
 	posts, _ := f.counts(r)
 	writeJSON(w, http.StatusOK, "application/json; charset=utf-8", map[string]any{
 		"version": "1.0",
@@ -191,12 +183,7 @@ func (f *Federation) xNodeinfo2(w http.ResponseWriter, r *http.Request) {
 
 // instance answers Mastodon's /api/v1/instance, which some clients and
 // crawlers read.
-func (f *Federation) instance(w http.ResponseWriter, r *http.Request) {
-	st, ok := f.site()
-	if !ok {
-		writeError(w, http.StatusNotFound, "this server has no fediverse accounts")
-		return
-	}
+func (f *Federation) instance(w http.ResponseWriter, r *http.Request, st site) {
 	posts, _ := f.counts(r)
 	writeJSON(w, http.StatusOK, "application/json; charset=utf-8", map[string]any{
 		"uri":               st.host,
