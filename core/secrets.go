@@ -395,3 +395,15 @@ func (s *Secrets) CheckAdminPassword(password string) bool {
 	s.mu.Unlock()
 	return true
 }
+
+// AdminPasswordVersion names the admin password in force without
+// revealing anything of it: it changes whenever the password is set
+// (also to the same one, as --admin-password does at each start), so that
+// admin sessions opened under another password end.
+func (s *Secrets) AdminPasswordVersion() string {
+	s.mu.Lock()
+	hash := s.adminHash
+	s.mu.Unlock()
+	sum := sha256.Sum256(hash)
+	return base64.RawStdEncoding.EncodeToString(sum[:])
+}

@@ -83,6 +83,22 @@ func ForwardedHost(r *http.Request) string {
 	return r.Host
 }
 
+// ForwardedProto is the scheme the client used: "https" when the request
+// came over TLS directly, or through a trusted reverse proxy whose
+// X-Forwarded-Proto (its first, the client's) says so; else "http".
+func ForwardedProto(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if info := infoOf(r.Context()); info != nil && info.viaProxy {
+		first, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+		if strings.EqualFold(strings.TrimSpace(first), "https") {
+			return "https"
+		}
+	}
+	return "http"
+}
+
 // trustedBy reports whether an address is in one of the networks.
 func trustedBy(networks []netip.Prefix) func(netip.Addr) bool {
 	return func(a netip.Addr) bool {

@@ -31,3 +31,39 @@ func TestForwardedHostOnlyFromTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardedProtoOnlyFromTrustedProxies: a request is https when it
+// came over TLS, or from a trusted proxy saying so; anyone else saying so
+// is ignored (a Secure cookie over plain http would never come back).
+func TestForwardedProtoOnlyFromTrustedProxies(t *testing.T) {
+	trusted := trustedBy([]netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")})
+	var got string
+	h := clientIP(trusted, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = ForwardedProto(r) }))
+	for _, tc := range []struct {
+		peer, forwarded string
+		tls             bool
+		want            string
+	}{
+		{"10.0.0.1:5000", "https", false, "https"},
+		{"10.0.0.1:5000", "HTTPS, http", false, "https"},
+		{"10.0.0.1:5000", "http, https", false, "http"},
+		{"10.0.0.1:5000", "", false, "http"},
+		{"10.0.0.1:5000", "", true, "https"},
+		{"203.0.113.9:5000", "https", false, "http"},
+		{"203.0.113.9:5000", "http", true, "https"},
+	} {
+		target := "http://127.0.0.1:8080/admin/login"
+		if tc.tls {
+			target = "https://127.0.0.1:8080/admin/login"
+		}
+		r := httptest.NewRequest("POST", target, nil)
+		r.RemoteAddr = tc.peer
+		if tc.forwarded != "" {
+			r.Header.Set("X-Forwarded-Proto", tc.forwarded)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if got != tc.want {
+			t.Errorf("from %s (tls %v) with X-Forwarded-Proto %q: %q, want %q", tc.peer, tc.tls, tc.forwarded, got, tc.want)
+		}
+	}
+}

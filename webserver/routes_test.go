@@ -24,6 +24,7 @@ func (noFederation) RemoteFollow(w http.ResponseWriter, r *http.Request)    { ht
 type password string
 
 func (p password) CheckAdminPassword(s string) bool { return s == string(p) }
+func (p password) AdminPasswordVersion() string     { return string(p) }
 
 // TestEveryAdminPathNeedsTheAdmin walks the admin routes, and paths no
 // route has, and fails if any answers without the admin's credentials or
@@ -67,6 +68,9 @@ func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
 		}
 		probes = append(probes, probe{method, path})
 	}
+	// The gate's own routes: the session and logout; the login form is
+	// the one admin path open to all.
+	probes = append(probes, probe{http.MethodGet, sessionPath}, probe{http.MethodPost, logoutPath})
 	for _, p := range []string{"/api/admin/", "/api/admin/nope", "/api/admin/config/nope", "/admin", "/admin/", "/admin/deep/link", "/api/admin/../admin/status", "/metrics"} {
 		probes = append(probes, probe{http.MethodGet, p}, probe{http.MethodPost, p})
 	}
@@ -87,6 +91,11 @@ func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
 				t.Errorf("%s %s with password %q: %d, want 401", p.method, p.path, pw, resp.StatusCode)
 			}
 		}
+	}
+	if resp, err := http.Get(ts.URL + loginPath); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %v %v, want the login form", loginPath, resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/admin/nope", nil)
 	req.SetBasicAuth(AdminUser, "the-admin-password")

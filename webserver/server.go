@@ -28,6 +28,7 @@ type federation interface {
 
 type adminAuth interface {
 	CheckAdminPassword(string) bool
+	AdminPasswordVersion() string
 }
 
 // Deps are what the web server needs.
