@@ -105,6 +105,15 @@ func (h *Handlers) CustomJavaScript(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(h.deps.Settings.Get().CustomJavaScript))
 }
 
+// CustomStyles answers GET /customstyles.css: the admin's CSS for the
+// viewer page, as a stylesheet of this origin, so that the page's CSP
+// needs no 'unsafe-inline' for it.
+func (h *Handlers) CustomStyles(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write([]byte(h.deps.Settings.Get().CustomStyles))
+}
+
 // Robots answers GET /robots.txt: search engines are welcome unless the
 // admin asked them to stay away.
 func (h *Handlers) Robots(w http.ResponseWriter, r *http.Request) {

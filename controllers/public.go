@@ -44,6 +44,7 @@ func (h *Handlers) Status(w http.ResponseWriter, r *http.Request) {
 type configResponse struct {
 	Name                 string                `json:"name"`
 	Summary              string                `json:"summary"`
+	SummaryHTML          string                `json:"summaryHTML"` // Summary's Markdown as sanitised HTML (Starling's)
 	StreamTitle          string                `json:"streamTitle"`
 	OfflineMessage       string                `json:"offlineMessage"`
 	Logo                 string                `json:"logo"`
@@ -91,9 +92,10 @@ const maxSocketPayload = 8 << 10
 // Config answers GET /api/config: the public settings.
 func (h *Handlers) Config(w http.ResponseWriter, r *http.Request) {
 	s := h.deps.Settings.Get()
-	page := ""
+	page, summary := "", ""
 	if h.deps.RenderPage != nil {
 		page = h.deps.RenderPage(s.PageContent)
+		summary = h.deps.RenderPage(s.Summary)
 	}
 	fed := federationConfig{Enabled: s.Federation.Enabled}
 	if fed.Enabled {
@@ -104,6 +106,7 @@ func (h *Handlers) Config(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, configResponse{
 		Name:                 s.Name,
 		Summary:              s.Summary,
+		SummaryHTML:          summary,
 		StreamTitle:          s.StreamTitle,
 		OfflineMessage:       s.OfflineMessage,
 		Logo:                 logoPath,

@@ -104,6 +104,7 @@ func New(d Deps) (*Server, error) {
 	mux.HandleFunc("GET /api/socialplatforms", h.SocialPlatforms)
 	mux.HandleFunc("GET /logo", h.Logo)
 	mux.HandleFunc("GET /customjavascript", h.CustomJavaScript)
+	mux.HandleFunc("GET /customstyles.css", h.CustomStyles)
 	mux.HandleFunc("GET /robots.txt", h.Robots)
 	mux.HandleFunc("GET /api/emoji", h.Emoji)
 	mux.HandleFunc("GET /img/emoji/{name}", h.EmojiImage)
