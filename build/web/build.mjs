@@ -9,6 +9,7 @@
 //   assets/app-[hash].js|.css       esbuild bundles (hls.js, p2p-media-loader and
 //                                   @noble/hashes included, never a CDN)
 //   assets/hls.worker-[hash].js     hls.js transmuxer worker, see below
+//   assets/emoji-[version]/*.svg    the chat picker's Twemoji images, only those
 //
 // The output is committed, so the build must be deterministic: same sources and
 // lockfile give byte-identical files (CI rebuilds and diffs). Nothing here may
@@ -19,6 +20,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EMOJI, emojiFile } from './src/emoji.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.resolve(here, '../../static/web');
@@ -46,6 +48,20 @@ const workerHash = createHash('sha256').update(workerCode).digest('hex').slice(0
 const workerFile = path.join(assetsDir, `hls.worker-${workerHash}.js`);
 fs.writeFileSync(workerFile, workerCode);
 
+// The emoji the chat picker offers, as images from the Twemoji set, so that
+// they look the same on every system. Only those are copied (the set has
+// about 3,800). The version is in the directory name: the files are cached
+// for good under /assets/.
+const twemojiVersion = JSON.parse(
+  fs.readFileSync(path.join(here, 'node_modules/@discordapp/twemoji/package.json'), 'utf8'),
+).version;
+const emojiDir = path.join(assetsDir, `emoji-${twemojiVersion}`);
+fs.mkdirSync(emojiDir);
+for (const [char] of EMOJI) {
+  const file = emojiFile(char);
+  fs.copyFileSync(path.join(here, 'node_modules/@discordapp/twemoji/dist/svg', file), path.join(emojiDir, file));
+}
+
 const result = await build({
   absWorkingDir: here,
   entryPoints: ['src/main.js', 'src/style.css'],
@@ -65,7 +81,10 @@ const result = await build({
   // p2p-media-loader-hlsjs's, so the bundle holds one copy and one Core class
   // (checked below).
   conditions: ['p2pml:core-as-bundle'],
-  define: { __HLS_WORKER_URL__: JSON.stringify(urlOf(workerFile)) },
+  define: {
+    __HLS_WORKER_URL__: JSON.stringify(urlOf(workerFile)),
+    __EMOJI_BASE__: JSON.stringify(urlOf(emojiDir) + '/'),
+  },
   logLevel: 'warning',
 });
 
@@ -113,6 +132,7 @@ for (const [placeholder, name] of [
   ['%HLS_VERSION%', 'hls.js'],
   ['%P2PML_VERSION%', 'p2p-media-loader-core'],
   ['%NOBLE_VERSION%', '@noble/hashes'],
+  ['%TWEMOJI_VERSION%', '@discordapp/twemoji'],
 ]) {
   notice = notice.replace(placeholder, versionOf(name));
 }

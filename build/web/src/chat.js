@@ -8,6 +8,8 @@
 // server events into view updates. startChat() at the end wires it to the
 // page.
 
+import { EMOJI, customEmojiMap, emojiFile, replaceEmoji } from './emoji.js';
+
 export const TOKEN_KEY = 'starling.chat.token'; // the access token: it is the user
 export const USER_KEY = 'starling.chat.user'; // the user as registered, JSON, for the name on re-registration
 export const MAX_BODY = 500; // characters of a message, as the server counts them at most (docs/chat.md)
@@ -81,6 +83,14 @@ export class Backoff {
 // text. No attribute is ever copied except a link's href, and only an
 // absolute http(s) one.
 const ALLOWED = new Set(['p', 'br', 'strong', 'em', 'del', 'code', 'pre', 'a']);
+// The about page and the summary (the admin's Markdown, rendered by the
+// server) also have headings, lists, quotes, rules, tables and images of
+// this origin (the CSP's img-src would block others anyway).
+export const PAGE_TAGS = new Set([
+  ...ALLOWED,
+  ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'ul', 'ol', 'li', 'blockquote', 'hr', 'img'],
+  ...['table', 'thead', 'tbody', 'tr', 'th', 'td', 's', 'sup', 'sub'],
+]);
 const DROPPED = new Set(['script', 'style', 'template', 'noscript', 'title', 'head', 'iframe', 'noembed', 'noframes', 'xmp']);
 const HTML_NS = 'http://www.w3.org/1999/xhtml';
 const MAX_DEPTH = 32; // deeper markup is flattened to text
@@ -102,17 +112,23 @@ export function safeHref(raw) {
 
 // sanitizeTree copies the allowed part of the children of root (a node of
 // an inert document) into a new fragment of doc.
-export function sanitizeTree(root, doc) {
+export function sanitizeTree(root, doc, allowed = ALLOWED) {
   const out = doc.createDocumentFragment();
-  copyChildren(root, out, doc, 0);
+  copyChildren(root, out, doc, 0, allowed);
   return out;
 }
 
-function copyChildren(from, to, doc, depth) {
-  for (let n = from.firstChild; n; n = n.nextSibling) copyNode(n, to, doc, depth);
+function copyChildren(from, to, doc, depth, allowed) {
+  for (let n = from.firstChild; n; n = n.nextSibling) copyNode(n, to, doc, depth, allowed);
 }
 
-function copyNode(node, to, doc, depth) {
+// sameOriginPath returns src if it is a path on this origin ("/logo"),
+// else null: no scheme, no "//host", no backslash tricks.
+export function sameOriginPath(src) {
+  return typeof src === 'string' && /^\/(?![/\\])[^\s\\]*$/.test(src) ? src : null;
+}
+
+function copyNode(node, to, doc, depth, allowed) {
   if (node.nodeType === TEXT_NODE) {
     to.appendChild(doc.createTextNode(node.nodeValue));
     return;
@@ -125,15 +141,24 @@ function copyNode(node, to, doc, depth) {
     to.appendChild(doc.createTextNode(node.textContent || ''));
     return;
   }
-  if (!html || !ALLOWED.has(name)) {
-    copyChildren(node, to, doc, depth + 1); // unwrap: keep the text
+  if (!html || !allowed.has(name)) {
+    copyChildren(node, to, doc, depth + 1, allowed); // unwrap: keep the text
     return;
   }
   let el;
+  if (name === 'img') {
+    const src = sameOriginPath(node.getAttribute('src'));
+    if (!src) return;
+    el = doc.createElement('img');
+    el.setAttribute('src', src);
+    el.setAttribute('alt', node.getAttribute('alt') || '');
+    to.appendChild(el);
+    return;
+  }
   if (name === 'a') {
     const href = safeHref(node.getAttribute('href'));
     if (!href) {
-      copyChildren(node, to, doc, depth + 1);
+      copyChildren(node, to, doc, depth + 1, allowed);
       return;
     }
     el = doc.createElement('a');
@@ -143,17 +168,17 @@ function copyNode(node, to, doc, depth) {
   } else {
     el = doc.createElement(name);
   }
-  if (name !== 'br') copyChildren(node, el, doc, depth + 1);
+  if (name !== 'br' && name !== 'hr') copyChildren(node, el, doc, depth + 1, allowed);
   to.appendChild(el);
 }
 
 // sanitizeHTML parses html in an inert document and returns the allowed
 // part as a fragment of doc. parser is a DOMParser (the page's, or a test's).
-export function sanitizeHTML(html, doc, parser) {
+export function sanitizeHTML(html, doc, parser, allowed = ALLOWED) {
   if (typeof html !== 'string' || html === '') return doc.createDocumentFragment();
   // The explicit document shell puts the body where every parser agrees.
   const inert = parser.parseFromString(`<!doctype html><html><head></head><body>${html}</body></html>`, 'text/html');
-  return sanitizeTree(inert.body, doc);
+  return sanitizeTree(inert.body, doc, allowed);
 }
 
 // ---------------------------------------------------------------- model
@@ -332,50 +357,8 @@ export function viewState(model, connection) {
 
 // ---------------------------------------------------------------- emoji
 
-// A small picker of common emoji. They are Unicode characters, drawn by the
-// system's emoji font: nothing to download.
-export const EMOJI = [
-  ['😀', 'grinning face'],
-  ['😂', 'face with tears of joy'],
-  ['🤣', 'rolling on the floor laughing'],
-  ['😊', 'smiling face'],
-  ['😍', 'heart eyes'],
-  ['😎', 'cool'],
-  ['🤔', 'thinking'],
-  ['😮', 'surprised'],
-  ['😢', 'crying'],
-  ['😭', 'sobbing'],
-  ['😡', 'angry'],
-  ['😅', 'sweat smile'],
-  ['😉', 'wink'],
-  ['🙃', 'upside-down face'],
-  ['😴', 'sleeping'],
-  ['🤯', 'mind blown'],
-  ['🥳', 'party face'],
-  ['😬', 'grimace'],
-  ['🙄', 'eye roll'],
-  ['😇', 'halo'],
-  ['👍', 'thumbs up'],
-  ['👎', 'thumbs down'],
-  ['👏', 'clapping'],
-  ['🙌', 'raised hands'],
-  ['🙏', 'thank you'],
-  ['👋', 'waving hand'],
-  ['💪', 'flexed biceps'],
-  ['🤝', 'handshake'],
-  ['❤️', 'red heart'],
-  ['💜', 'purple heart'],
-  ['🔥', 'fire'],
-  ['✨', 'sparkles'],
-  ['🎉', 'party popper'],
-  ['💯', 'hundred points'],
-  ['⭐', 'star'],
-  ['🚀', 'rocket'],
-  ['👀', 'eyes'],
-  ['🎮', 'video game'],
-  ['🎵', 'music'],
-  ['☕', 'coffee'],
-];
+// The picker's emoji and their images: src/emoji.js.
+export { EMOJI };
 
 // insertAt returns value with text put in place of the selection
 // [start, end), and where the caret goes; null if it would exceed max.
@@ -420,7 +403,7 @@ const CONFIRM_DISABLE = (name) =>
 // startChat runs the chat panel in root (the <aside id="chat"> of
 // index.html). onStream(live) is told when the stream starts or stops.
 // It returns {snapshot()} for the page's test hook.
-export function startChat(root, { onStream = () => {} } = {}) {
+export function startChat(root, { onStream = () => {}, emojiBase = '/assets/emoji/' } = {}) {
   const $ = (id) => root.querySelector(`#${id}`);
   const ui = {
     conn: $('chat-conn'),
@@ -450,6 +433,14 @@ export function startChat(root, { onStream = () => {} } = {}) {
   const model = new ChatModel();
   const backoff = new Backoff();
   const rows = new Map(); // message id → its row, for VISIBILITY-UPDATE
+  let customEmoji = new Map(); // the admin's emoji by name, once /api/emoji answers
+
+  // rich is a message's HTML through the allowlist, its emoji as images.
+  const rich = (html) => {
+    const frag = sanitizeHTML(html, document, parser);
+    replaceEmoji(frag, document, emojiBase, customEmoji);
+    return frag;
+  };
 
   let ws = null; // the current socket, null between connections
   let connection = 'connecting';
@@ -684,7 +675,7 @@ export function startChat(root, { onStream = () => {} } = {}) {
     const when = timeTitle(item.timestamp);
     if (when) author.title = when;
     const body = el('span', 'chat-body');
-    body.appendChild(sanitizeHTML(item.html, document, parser));
+    body.appendChild(rich(item.html));
     row.append(author, body);
     if (model.user && model.user.moderator) row.appendChild(modTools(row));
     return row;
@@ -694,7 +685,7 @@ export function startChat(root, { onStream = () => {} } = {}) {
     const row = el('div', 'chat-system');
     row.dataset.id = item.id;
     const body = el('span', 'chat-body');
-    body.appendChild(sanitizeHTML(item.html, document, parser));
+    body.appendChild(rich(item.html));
     row.append(el('span', 'chat-system-name', item.name), body);
     return row;
   }
@@ -702,7 +693,7 @@ export function startChat(root, { onStream = () => {} } = {}) {
   function lineRow(item) {
     const row = el('div', `chat-line chat-line-${item.kind}`);
     row.dataset.id = item.id;
-    if (item.html !== undefined) row.appendChild(sanitizeHTML(item.html, document, parser));
+    if (item.html !== undefined) row.appendChild(rich(item.html));
     else row.textContent = item.text;
     return row;
   }
@@ -853,15 +844,37 @@ export function startChat(root, { onStream = () => {} } = {}) {
     ui.counter.classList.toggle('is-low', ui.input.value.length >= MAX_BODY - 20);
   }
 
-  // Emoji picker.
-  for (const [char, label] of EMOJI) {
-    const b = el('button', 'chat-emoji-item', char);
+  // Emoji picker: the bundled set, then the admin's custom emoji, which
+  // go into a message as :name:.
+  const emojiImage = (src, alt) => {
+    const img = document.createElement('img');
+    img.className = 'emoji';
+    img.src = src;
+    img.alt = alt;
+    img.draggable = false;
+    return img;
+  };
+  const emojiButton = (insert, label, img) => {
+    const b = el('button', 'chat-emoji-item');
     b.type = 'button';
     b.setAttribute('aria-label', label);
     b.title = label;
-    b.dataset.emoji = char;
+    b.dataset.emoji = insert;
+    b.appendChild(img);
     ui.emoji.appendChild(b);
-  }
+    return b;
+  };
+  for (const [char, label] of EMOJI) emojiButton(char, label, emojiImage(emojiBase + emojiFile(char), char));
+  ui.emojiButton.replaceChildren(emojiImage(emojiBase + emojiFile('😊'), ''));
+  fetch('/api/emoji', { headers: { Accept: 'application/json' } })
+    .then((res) => (res.ok ? res.json() : []))
+    .then((list) => {
+      customEmoji = customEmojiMap(list);
+      for (const [name, url] of customEmoji) {
+        emojiButton(`:${name}:`, name, emojiImage(url, `:${name}:`)).classList.add('is-custom');
+      }
+    })
+    .catch((err) => console.debug('chat: custom emoji unavailable:', err.message));
 
   function closeEmoji() {
     ui.emoji.hidden = true;

@@ -10,14 +10,18 @@
 // each other (src/p2p.js).
 import Hls from 'hls.js';
 import { HlsJsP2PEngine } from 'p2p-media-loader-hlsjs';
-import { startChat } from './chat.js';
+import { PAGE_TAGS, sanitizeHTML, startChat } from './chat.js';
+import { replaceEmoji } from './emoji.js';
 import * as p2p from './p2p.js';
+import * as page from './page.js';
 import { TamperingSegmentStorage } from './tamper.js';
 
 // Replaced at build time (build.mjs) by the URL of the content-hashed copy of
 // hls.js's worker. The ES module build of hls.js has no inline worker.
-/* global __HLS_WORKER_URL__ */
+/* global __HLS_WORKER_URL__, __EMOJI_BASE__ */
 const HLS_WORKER_URL = __HLS_WORKER_URL__;
+// Where build.mjs put the bundled emoji images.
+const EMOJI_BASE = __EMOJI_BASE__;
 
 const STREAM_URL = '/hls/stream.m3u8';
 const THUMBNAIL_URL = '/thumbnail.jpg';
@@ -46,6 +50,27 @@ const ui = {
   p2p: $('p2p'),
   p2pShare: $('p2p-share'),
   p2pRatio: $('p2p-ratio'),
+  box: $('player-box'),
+  controls: $('controls'),
+  play: $('ctl-play'),
+  mute: $('ctl-mute'),
+  volume: $('ctl-volume'),
+  live: $('ctl-live'),
+  liveText: $('ctl-live-text'),
+  quality: $('ctl-quality'),
+  fullscreen: $('ctl-fullscreen'),
+  nsfw: $('nsfw'),
+  nsfwContinue: $('nsfw-continue'),
+  logo: $('brand-logo'),
+  tags: $('tags'),
+  social: $('social'),
+  actions: $('actions'),
+  about: $('about'),
+  aboutContent: $('about-content'),
+  dialog: $('action-dialog'),
+  dialogTitle: $('action-title'),
+  dialogBody: $('action-body'),
+  dialogClose: $('action-close'),
 };
 const video = ui.video;
 
@@ -109,13 +134,13 @@ function createPlayer() {
   if (Hls.isSupported()) {
     const settings = p2p.p2pSettings(config);
     playerMode = wantedMode();
-    if (playerMode === 'off') {
+    if (!settings) {
       hls = new Hls(HLS_CONFIG);
-      // Without the P2P engine, hls.js's own loader fetches every segment.
-      hls.on(Hls.Events.FRAG_LOADED, (_event, data) => {
-        if (id === playerId) stats.httpBytes += data.frag.stats.total || data.payload.byteLength || 0;
-      });
     } else {
+      // Whenever the server offers P2P the player has the engine, even for
+      // a viewer who turned sharing off (its core then leaves every segment
+      // to hls.js's own loader and joins no swarm): the switch changes the
+      // engine's settings in place, never the player (applyShareMode).
       hls = new HlsWithP2P({
         ...HLS_CONFIG,
         // Explicit, or the engine pushes latency back by itself once the
@@ -135,8 +160,16 @@ function createPlayer() {
         },
       });
     }
+    // With sharing off, hls.js's own loader fetches every segment; the
+    // engine counts only what goes through it.
+    hls.on(Hls.Events.FRAG_LOADED, (_event, data) => {
+      if (id === playerId && playerMode === 'off') stats.httpBytes += data.frag.stats.total || data.payload.byteLength || 0;
+    });
     stats.enabled = playerMode !== 'off';
     hls.on(Hls.Events.ERROR, onHlsError);
+    hls.on(Hls.Events.MANIFEST_PARSED, renderQuality);
+    hls.on(Hls.Events.LEVELS_UPDATED, renderQuality);
+    hls.on(Hls.Events.LEVEL_SWITCHED, renderQuality);
     // The last segment of a playlist with #EXT-X-ENDLIST is buffered: the
     // broadcaster stopped.
     hls.on(Hls.Events.BUFFER_EOS, onStreamEnded);
@@ -145,6 +178,8 @@ function createPlayer() {
     startStats();
   } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
     nativeActive = true;
+    // Safari's own player: its native controls know its live stream.
+    video.controls = true;
     video.src = STREAM_URL;
   } else {
     unsupported = true;
@@ -178,7 +213,9 @@ function destroyPlayer() {
   stats.peers.clear();
   stopStats();
   nativeActive = false;
+  video.controls = false;
   ui.spinner.hidden = true;
+  renderQuality();
   video.playbackRate = 1; // steerLatency's, for the next player to start from
   if (video.hasAttribute('src')) {
     video.removeAttribute('src');
@@ -195,7 +232,7 @@ function retryLater() {
   if (state !== 'online') return;
   ui.spinner.hidden = false;
   retryTimer = setTimeout(() => {
-    if (state === 'online') createPlayer();
+    if (state === 'online' && mayPlay()) createPlayer();
   }, retryDelayMs);
   retryDelayMs = Math.min(retryDelayMs * 2, RETRY_MAX_MS);
 }
@@ -319,12 +356,34 @@ addEventListener('pagehide', () => report({ ifChanged: true, beacon: true }));
 // off for 'off', and for 'consume' (the default on cellular connections).
 ui.p2pShare.addEventListener('change', () => {
   p2p.saveShareChoice(prefs, ui.p2pShare.checked);
-  if (hls && playerMode !== wantedMode()) createPlayer();
+  applyShareMode();
   renderP2P();
 });
 
+// applyShareMode brings the current player to the P2P mode wanted now.
+// Between share, consume and off the player stays: p2p-media-loader takes
+// isP2PDisabled and isP2PUploadDisabled as dynamic settings, so the video
+// keeps playing from its buffer while the engine joins or leaves the
+// swarm. Only the server turning P2P on or off (the engine must be there
+// or not) rebuilds the player.
+function applyShareMode() {
+  if (!hls) return;
+  const mode = wantedMode();
+  const engine = hls.p2pEngine;
+  if (Boolean(engine) !== Boolean(p2p.p2pSettings(config))) {
+    createPlayer();
+    return;
+  }
+  if (!engine || mode === playerMode) return;
+  engine.applyDynamicConfig({ core: p2p.dynamicShareConfig(mode) });
+  playerMode = mode;
+  stats.enabled = mode !== 'off';
+  if (mode === 'off') stats.peers.clear();
+}
+
 function renderP2P() {
-  const available = Boolean(p2p.p2pSettings(config)) && Hls.isSupported();
+  // Hidden while offline: there is nothing to share.
+  const available = Boolean(p2p.p2pSettings(config)) && Hls.isSupported() && state === 'online';
   ui.p2p.hidden = !available;
   if (!available) return;
   ui.p2pShare.checked = wantedMode() === 'share';
@@ -332,6 +391,249 @@ function renderP2P() {
   ui.p2pRatio.hidden = share === null;
   if (share !== null) setText(ui.p2pRatio, `${Math.round(share * 100)}% from peers`);
 }
+
+// ---------------------------------------------------------------- controls
+
+// The control bar: play/pause, mute and volume, the live badge that is
+// also "go to live", the quality menu, full screen. Buttons, a range and a
+// select: each reachable with Tab and worked with Enter or Space; on the
+// player itself k/space, m, f and l do the same.
+function renderControls() {
+  ui.controls.hidden = state !== 'online' || !hls;
+  if (ui.controls.hidden) return;
+  const paused = video.paused;
+  ui.play.classList.toggle('is-paused', paused);
+  ui.play.setAttribute('aria-label', paused ? 'Play' : 'Pause');
+  ui.controls.classList.toggle('is-playing', !paused);
+  const muted = video.muted || video.volume === 0;
+  ui.mute.classList.toggle('is-muted', muted);
+  ui.mute.setAttribute('aria-label', muted ? 'Unmute' : 'Mute');
+  const volume = muted ? 0 : video.volume;
+  if (Number(ui.volume.value) !== volume) ui.volume.value = String(volume);
+  const live = page.atLiveEdge({ latency: hls.latency, targetLatency: hls.targetLatency, paused });
+  ui.live.classList.toggle('is-live', live);
+  setText(ui.liveText, live ? 'Live' : 'Go to live');
+  ui.live.setAttribute('aria-label', live ? 'Live: playing at the live edge' : 'Behind live: go to live');
+}
+
+function togglePlay() {
+  if (video.paused) play();
+  else video.pause();
+}
+
+function toggleMute() {
+  video.muted = !video.muted;
+  if (!video.muted && video.volume === 0) video.volume = 1;
+}
+
+// goLive jumps to where hls.js would start a live stream now.
+function goLive() {
+  if (hls && Number.isFinite(hls.liveSyncPosition)) video.currentTime = hls.liveSyncPosition;
+  play();
+}
+
+function toggleFullscreen() {
+  if (document.fullscreenElement) {
+    document.exitFullscreen().catch(() => {});
+  } else if (ui.box.requestFullscreen) {
+    ui.box.requestFullscreen().catch(() => {});
+  } else if (video.webkitEnterFullscreen) {
+    video.webkitEnterFullscreen(); // iPhone: only the video goes full screen
+  }
+}
+
+ui.play.addEventListener('click', togglePlay);
+ui.mute.addEventListener('click', toggleMute);
+ui.volume.addEventListener('input', () => {
+  video.volume = Number(ui.volume.value);
+  video.muted = video.volume === 0;
+});
+ui.live.addEventListener('click', goLive);
+ui.fullscreen.addEventListener('click', toggleFullscreen);
+video.addEventListener('click', togglePlay);
+video.addEventListener('dblclick', toggleFullscreen);
+ui.box.addEventListener('keydown', (e) => {
+  // Keys typed into the menu or the volume slider are theirs.
+  if (e.target.closest('select, input')) return;
+  const action = page.playerKey(e);
+  if (!action || (action === 'play' && e.key === ' ' && e.target.closest('button'))) return;
+  e.preventDefault();
+  ({ play: togglePlay, mute: toggleMute, fullscreen: toggleFullscreen, live: goLive })[action]();
+  renderControls();
+});
+for (const type of ['play', 'pause', 'volumechange', 'timeupdate', 'playing']) {
+  video.addEventListener(type, renderControls);
+}
+
+// renderQuality fills the quality menu from hls.js's levels: shown only
+// when there is a choice. Auto says which rendition hls.js picked.
+function renderQuality() {
+  const levels = hls ? hls.levels : [];
+  ui.quality.hidden = !levels || levels.length < 2;
+  if (ui.quality.hidden) {
+    ui.quality.replaceChildren();
+    return;
+  }
+  const options = page.qualityOptions(levels);
+  const auto = hls.autoLevelEnabled;
+  const current = levels[hls.currentLevel];
+  const want = options.map((o) => o.value + ':' + o.label).join('|');
+  if (ui.quality.dataset.options !== want) {
+    ui.quality.dataset.options = want;
+    ui.quality.replaceChildren(
+      ...options.map((o) => {
+        const opt = document.createElement('option');
+        opt.value = String(o.value);
+        opt.textContent = o.label;
+        return opt;
+      }),
+    );
+  }
+  const autoOption = ui.quality.querySelector('option[value="-1"]');
+  const picked = options.find((o) => o.value === hls.currentLevel);
+  autoOption.textContent = auto && current && picked ? `Auto (${picked.label})` : 'Auto';
+  ui.quality.value = String(auto ? -1 : hls.manualLevel !== undefined && hls.manualLevel >= 0 ? hls.manualLevel : hls.currentLevel);
+}
+
+ui.quality.addEventListener('change', () => {
+  if (!hls) return;
+  // currentLevel switches now (flushing what is buffered of the old one);
+  // -1 gives the choice back to hls.js.
+  hls.currentLevel = Number(ui.quality.value);
+});
+
+// ---------------------------------------------------------------- NSFW
+
+// A stream the admin marked NSFW plays only once the viewer has clicked
+// through the notice; the choice lasts for the tab's session.
+const NSFW_KEY = 'starling.nsfw.accepted';
+const session = p2p.storageOr(() => sessionStorage);
+let nsfwAccepted = session.getItem(NSFW_KEY) === '1';
+
+function mayPlay() {
+  return !(config && config.nsfw) || nsfwAccepted;
+}
+
+ui.nsfwContinue.addEventListener('click', () => {
+  nsfwAccepted = true;
+  try {
+    session.setItem(NSFW_KEY, '1');
+  } catch {
+    // storage blocked: asked again on the next load
+  }
+  if (state === 'online' && !hls && !nativeActive) createPlayer();
+  render();
+  ui.box.focus();
+});
+
+// ---------------------------------------------------------------- the admin's page
+
+const parser = new DOMParser();
+
+// pageHTML is the server's rendered Markdown through the page's allowlist
+// (it was sanitised on the server; this is the second fence), with the
+// bundled emoji as images.
+function pageHTML(html) {
+  const frag = sanitizeHTML(html, document, parser, PAGE_TAGS);
+  replaceEmoji(frag, document, EMOJI_BASE);
+  return frag;
+}
+
+let renderedConfig = ''; // the part of the config last drawn, to draw it only when it changes
+
+// renderConfig draws what the admin set: logo, tags, summary, links,
+// action buttons, about page.
+function renderConfig() {
+  if (!config) return;
+  const part = JSON.stringify([config.logo, config.tags, config.summary, config.summaryHTML, config.socialHandles, config.externalActions, config.extraPageContent]);
+  if (part === renderedConfig) return;
+  renderedConfig = part;
+
+  const logo = (typeof config.logo === 'string' && config.logo.startsWith('/') && !config.logo.startsWith('//') && config.logo) || '/logo';
+  if (ui.logo.getAttribute('src') !== logo) ui.logo.src = logo;
+
+  const tags = Array.isArray(config.tags) ? config.tags.filter((t) => typeof t === 'string' && t.trim()) : [];
+  ui.tags.replaceChildren(
+    ...tags.map((t) => {
+      const li = document.createElement('li');
+      li.textContent = '#' + t.trim().replace(/^#/, '');
+      return li;
+    }),
+  );
+  ui.tags.hidden = tags.length === 0;
+
+  // summaryHTML is Starling's rendering of the Markdown; an older server
+  // sends only the text.
+  if (typeof config.summaryHTML === 'string') ui.summary.replaceChildren(pageHTML(config.summaryHTML));
+  else ui.summary.textContent = config.summary || '';
+  ui.summary.hidden = ui.summary.textContent.trim() === '' && !ui.summary.querySelector('img');
+
+  const links = page.socialLinks(config.socialHandles);
+  ui.social.replaceChildren(
+    ...links.map((l) => {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = l.url;
+      a.target = '_blank';
+      // "me": the streamer's own profiles (rel=me verification on the fediverse).
+      a.rel = 'noopener me';
+      a.textContent = l.platform;
+      li.appendChild(a);
+      return li;
+    }),
+  );
+  ui.social.hidden = links.length === 0;
+
+  const actions = Array.isArray(config.externalActions) ? config.externalActions : [];
+  ui.actions.replaceChildren();
+  for (const action of actions) {
+    const kind = page.actionKind(action, location.origin);
+    if (!kind) continue;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'action-button';
+    b.textContent = action.title.trim();
+    if (typeof action.description === 'string' && action.description) b.title = action.description;
+    const color = page.actionColor(action.color);
+    if (color) b.style.backgroundColor = color; // CSSOM, not a style attribute: the CSP allows it
+    b.addEventListener('click', () => openAction(action, kind));
+    ui.actions.appendChild(b);
+  }
+  ui.actions.hidden = ui.actions.childElementCount === 0;
+
+  ui.aboutContent.replaceChildren(pageHTML(config.extraPageContent || ''));
+  ui.about.hidden = ui.aboutContent.textContent.trim() === '' && !ui.aboutContent.querySelector('img');
+}
+
+// openAction opens an action button's page: a new tab, or a dialog over
+// the page holding its HTML (sanitised) or its page (a frame of this
+// origin, sandboxed: scripts, but not this origin's rights).
+function openAction(action, kind) {
+  const url = page.actionURL(action, location.origin);
+  if (kind === 'tab') {
+    window.open(url, '_blank', 'noopener');
+    return;
+  }
+  setText(ui.dialogTitle, action.title.trim());
+  ui.dialogBody.classList.toggle('is-frame', kind === 'frame');
+  if (kind === 'frame') {
+    const frame = document.createElement('iframe');
+    frame.setAttribute('sandbox', 'allow-scripts allow-forms allow-popups');
+    frame.setAttribute('referrerpolicy', 'no-referrer');
+    frame.title = action.title.trim();
+    frame.src = url;
+    ui.dialogBody.replaceChildren(frame);
+  } else {
+    ui.dialogBody.replaceChildren(pageHTML(action.html));
+  }
+  ui.dialog.showModal();
+}
+
+ui.dialogClose.addEventListener('click', () => ui.dialog.close());
+ui.dialog.addEventListener('close', () => ui.dialogBody.replaceChildren());
+ui.dialog.addEventListener('click', (e) => {
+  if (e.target === ui.dialog) ui.dialog.close(); // a click on the backdrop
+});
 
 // ---------------------------------------------------------------- state
 
@@ -341,7 +643,7 @@ function setState(next) {
   if (state === 'online') {
     retryDelayMs = RETRY_MIN_MS;
     showThumbnail();
-    createPlayer();
+    if (mayPlay()) createPlayer();
   } else {
     destroyPlayer();
     video.removeAttribute('poster');
@@ -455,9 +757,7 @@ function render() {
   ui.viewers.hidden = !(Number.isInteger(viewers) && viewers > 0);
   if (!ui.viewers.hidden) setText(ui.viewers, `${viewers} ${viewers === 1 ? 'viewer' : 'viewers'}`);
 
-  const summary = (config && config.summary) || '';
-  ui.summary.hidden = !summary;
-  setText(ui.summary, summary);
+  ui.nsfw.hidden = mayPlay() || state !== 'online';
 
   const offlineMessage = (config && config.offlineMessage) || '';
   ui.offlineMessage.hidden = !offlineMessage || unsupported;
@@ -470,6 +770,7 @@ function render() {
 
   renderP2P();
   updateUnmute();
+  renderControls();
 }
 
 // ---------------------------------------------------------------- polling
@@ -495,8 +796,11 @@ async function loadConfig() {
     console.debug('config unavailable:', err.message);
   }
   configPending = false;
-  // A player built before the config arrived may have the wrong P2P mode.
-  if (hls && playerMode !== wantedMode()) createPlayer();
+  // A player built before the config arrived may have the wrong P2P mode,
+  // or be one the viewer has not agreed to see yet.
+  if (!mayPlay()) destroyPlayer();
+  else applyShareMode();
+  renderConfig();
   render();
 }
 
@@ -530,7 +834,7 @@ document.addEventListener('visibilitychange', () => {
 
 // The chat panel (src/chat.js). A stream starting or stopping there is
 // news the status poll would only see within POLL_MS.
-const chat = startChat(document.getElementById('chat'), { onStream: () => poll() });
+const chat = startChat(document.getElementById('chat'), { onStream: () => poll(), emojiBase: EMOJI_BASE });
 
 // Read-only hook for automated browser tests.
 Object.defineProperty(window, 'starling', {
@@ -543,6 +847,9 @@ Object.defineProperty(window, 'starling', {
     },
     get p2p() {
       return stats.snapshot();
+    },
+    get playerMode() {
+      return playerMode;
     },
     get chat() {
       return chat.snapshot();

@@ -57,7 +57,7 @@ export function coreConfig(settings, { tracker, mode, validateP2PSegment, custom
     simultaneousHttpDownloads: settings.simultaneousHttpDownloads,
     httpDownloadInitialTimeoutMs: settings.httpDownloadInitialTimeoutMs,
     validateP2PSegment,
-    isP2PUploadDisabled: mode === 'consume',
+    ...dynamicShareConfig(mode),
   };
   if (customSegmentStorageFactory) config.customSegmentStorageFactory = customSegmentStorageFactory;
   return config;
@@ -356,4 +356,12 @@ export function sendReport(report, { beacon = false } = {}) {
     body,
     keepalive: beacon,
   }).catch(() => {});
+}
+
+// dynamicShareConfig is what p2p-media-loader's applyDynamicConfig takes to
+// move a running engine to a share mode: 'off' stops its P2P (the core
+// drops its peers and tracker connection, and hls.js's own loader fetches
+// every segment), 'consume' downloads from peers without uploading.
+export function dynamicShareConfig(mode) {
+  return { isP2PDisabled: mode === 'off', isP2PUploadDisabled: mode !== 'share' };
 }

@@ -100,6 +100,7 @@ describe('coreConfig', () => {
       simultaneousHttpDownloads: 2,
       httpDownloadInitialTimeoutMs: 0,
       validateP2PSegment: validate,
+      isP2PDisabled: false,
       isP2PUploadDisabled: false,
     });
   });
@@ -107,6 +108,21 @@ describe('coreConfig', () => {
   it('disables upload in consume mode', () => {
     const c = p2p.coreConfig(settings, { tracker: 't', mode: 'consume', validateP2PSegment: validate });
     assert.equal(c.isP2PUploadDisabled, true);
+    assert.equal(c.isP2PDisabled, false);
+  });
+
+  it('disables P2P altogether when the viewer turned it off', () => {
+    const c = p2p.coreConfig(settings, { tracker: 't', mode: 'off', validateP2PSegment: validate });
+    assert.equal(c.isP2PDisabled, true);
+    assert.equal(c.isP2PUploadDisabled, true);
+  });
+});
+
+describe('dynamicShareConfig', () => {
+  it('maps each share mode to the engine settings the switch changes in place', () => {
+    assert.deepEqual(p2p.dynamicShareConfig('share'), { isP2PDisabled: false, isP2PUploadDisabled: false });
+    assert.deepEqual(p2p.dynamicShareConfig('consume'), { isP2PDisabled: false, isP2PUploadDisabled: true });
+    assert.deepEqual(p2p.dynamicShareConfig('off'), { isP2PDisabled: true, isP2PUploadDisabled: true });
   });
 });
 
