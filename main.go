@@ -37,6 +37,7 @@ import (
 	"github.com/starling-live/starling/core/jobs"
 	"github.com/starling-live/starling/core/logring"
 	"github.com/starling-live/starling/core/notify"
+	"github.com/starling-live/starling/core/timeline"
 	"github.com/starling-live/starling/core/webhooks"
 	"github.com/starling-live/starling/static"
 	"github.com/starling-live/starling/storage/local"
@@ -462,6 +463,20 @@ func (a *app) start(ctx context.Context) error {
 		FFmpeg:   ffmpeg,
 		Remote:   stores.Remote,
 	})
+	// The last hour of the live figures, for the dashboard.
+	live := timeline.New(timeline.Deps{Read: func() timeline.Reading {
+		p := playback.Stats(time.Now())
+		h := a.pipeline.Health()
+		c := a.chat.Stats()
+		return timeline.Reading{
+			Online: h.Online, Viewers: p.Viewers, P2PViewers: p.P2PViewers,
+			HTTPBytes: p.HTTPBytes, P2PBytes: p.P2PBytes,
+			IngestKbps: h.IngestBitrateKbps, IngestFramerate: h.IngestFramerate, TranscoderSpeed: h.TranscoderSpeed,
+			ChatClients: c.Clients, ChatMessages: c.Messages,
+		}
+	}})
+	live.Start(context.WithoutCancel(ctx))
+	a.onStop("timeline", live.Close)
 	// Integrations' access tokens: bots that post in chat as themselves.
 	bots := chat.NewBots(chat.BotsDeps{Logger: log.With("component", "bots"), Store: a.store})
 	handlers := controllers.New(controllers.Deps{
@@ -478,6 +493,7 @@ func (a *app) start(ctx context.Context) error {
 		Health:        a.pipeline,
 		Webhooks:      hooks,
 		Federation:    fediverse,
+		Timeline:      live,
 		Bots:          bots,
 		ClientIP:      webserver.ClientIP,
 		ForwardedUser: webserver.ForwardedUser,

@@ -49,6 +49,8 @@ type Deps struct {
 	Webhooks webhookService
 	// Federation is the fediverse actor (activitypub).
 	Federation federation
+	// Timeline is the last hour of the live figures.
+	Timeline liveTimeline
 	// ClientIP names the client behind any trusted proxy.
 	ClientIP func(*http.Request) string
 	// ForwardedUser is the user a trusted proxy signed in, or "".
