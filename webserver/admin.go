@@ -241,8 +241,26 @@ func (g *adminGate) challenge(w http.ResponseWriter, r *http.Request, message st
 		g.page(w, http.StatusUnauthorized, localPath(next), message)
 		return
 	}
+	if fromPanel(r) {
+		w.Header().Set("WWW-Authenticate", `Cookie realm="Starling admin", form-action="`+loginPath+`"`)
+		writeError(w, http.StatusUnauthorized, "admin session missing or ended: log in again at "+loginPath)
+		return
+	}
 	w.Header().Set("WWW-Authenticate", `Basic realm="Starling admin", charset="UTF-8"`)
 	writeError(w, http.StatusUnauthorized, "admin login required: user admin and the admin password")
+}
+
+// fromPanel is an API request a page's script sent (fetch), or one with a
+// session cookie: a Basic challenge would put the browser's password
+// dialog over the panel when its session ends. A script sends no
+// Sec-Fetch-Mode, and a browser opening the API as a page sends
+// "navigate": both get the challenge.
+func fromPanel(r *http.Request) bool {
+	if _, err := r.Cookie(sessionCookie); err == nil {
+		return true
+	}
+	mode := r.Header.Get("Sec-Fetch-Mode")
+	return mode != "" && mode != "navigate"
 }
 
 func isJSON(r *http.Request) bool {

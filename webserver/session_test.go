@@ -527,6 +527,24 @@ func TestDeepLinkWithoutSessionGetsTheLoginPage(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"success":false`) || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
 		t.Errorf("the API without credentials: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 	}
+	// A panel's fetch, or a request with an ended session, gets no Basic
+	// challenge, which would open the browser's dialog over the panel; a
+	// browser opening the API as a page still does.
+	for _, tc := range []struct {
+		name    string
+		cookie  *http.Cookie
+		headers []string
+		basic   bool
+	}{
+		{"a fetch", nil, []string{"Sec-Fetch-Mode", "cors"}, false},
+		{"an ended session", &http.Cookie{Name: sessionCookie, Value: strings.Repeat("x", 43)}, nil, false},
+		{"a page", nil, []string{"Sec-Fetch-Mode", "navigate"}, true},
+	} {
+		resp, body := s.do(http.MethodGet, "/api/admin/status", "", "", tc.cookie, tc.headers...)
+		if got := strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic"); resp.StatusCode != http.StatusUnauthorized || got != tc.basic {
+			t.Errorf("the API for %s: %d, WWW-Authenticate %q, want Basic %v: %s", tc.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tc.basic, body)
+		}
+	}
 	if resp, body := s.do(http.MethodGet, loginPath, "", "", nil); resp.StatusCode != http.StatusOK || !strings.Contains(body, "<form") {
 		t.Errorf("GET %s: %d", loginPath, resp.StatusCode)
 	}
