@@ -163,3 +163,28 @@ func TestInterleaveTakesAHostAtATime(t *testing.T) {
 		t.Errorf("%v, want %s", got, want)
 	}
 }
+
+// TestStrangersCannotSpendAServersShare: requests that fail verification
+// while claiming to come from a server do not count against it, so its
+// real deliveries still get in.
+func TestStrangersCannotSpendAServersShare(t *testing.T) {
+	r := newRig(t, func(c *rigConfig) { c.cfg.HostRate, c.cfg.HostBurst = 0.001, 3 })
+	remote := aptest.New(t)
+	quin := remote.NewActor("quin")
+	for range 5 {
+		req := signed(t, r, quin)
+		req.Header.Del("Signature")
+		// A connection of its own each: the rig tells clients apart by
+		// their address and port.
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("a forged request: %d", resp.StatusCode)
+		}
+	}
+	if code := send(t, quin, r.inbox(), quin.Follow(r.actor())); code != http.StatusAccepted {
+		t.Errorf("the real follow after forgeries in its name: %d, want 202", code)
+	}
+}

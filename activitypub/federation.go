@@ -89,9 +89,10 @@ type Config struct {
 	ClockSkew time.Duration
 	// GoLiveInterval is the least time between two go-live posts (10 min).
 	GoLiveInterval time.Duration
-	// HostRate is how many requests per second one remote host (and one
-	// client address) may make to the inbox, HostBurst how many at once
-	// (5 and 100).
+	// HostRate is how many activities per second one remote host may
+	// deliver once verified, how many keys of one host we fetch, and how
+	// many requests one client address may make to the inbox; HostBurst
+	// how many at once (5 and 100).
 	HostRate  float64
 	HostBurst int
 }

@@ -94,12 +94,12 @@ func (f *Federation) serveInbox(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "your server is blocked here")
 		return
 	}
-	if !f.limits.Allow("host:"+actorHost, now) {
+	v, err := f.verify(r.Context(), r, body, actorID)
+	if errors.Is(err, errBusy) {
 		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusTooManyRequests, "too many requests from your server: slow down")
+		writeError(w, http.StatusTooManyRequests, err.Error())
 		return
 	}
-	v, err := f.verify(r.Context(), r, body, actorID)
 	if err != nil {
 		var gone errStatus
 		if env.Type == "Delete" && errors.As(err, &gone) && (gone.code == http.StatusGone || gone.code == http.StatusNotFound) {
@@ -109,6 +109,13 @@ func (f *Federation) serveInbox(w http.ResponseWriter, r *http.Request) {
 		}
 		f.log.Info("refused an unverified activity", "type", env.Type, "actor", actorID, "err", err)
 		writeError(w, http.StatusUnauthorized, "signature refused: "+err.Error())
+		return
+	}
+	// Counted once verified: a stranger claiming to be a server cannot
+	// spend that server's share.
+	if !f.limits.Allow("host:"+actorHost, now) {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, "too many requests from your server: slow down")
 		return
 	}
 	if err := f.handle(r.Context(), st, v, body); err != nil {

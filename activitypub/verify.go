@@ -28,6 +28,8 @@ import (
 var (
 	errUnsigned = errors.New("the request is not signed: sign it with HTTP Signatures (rsa-sha256 over (request-target) host date digest)")
 	errReplayed = errors.New("this signature was seen before: sign each request anew")
+	// errBusy is a 429: too many keys of one host to fetch.
+	errBusy = errors.New("too many new keys from your server to fetch: send again later")
 )
 
 // signature are the parameters of a Signature header that we check
@@ -308,6 +310,11 @@ func (f *Federation) verify(ctx context.Context, r *http.Request, body []byte, a
 		return verified{}, err
 	}
 	if !cached {
+		// Each fetch is a request to the key's host on a stranger's word:
+		// a host's fetches are limited, so we cannot be made to flood it.
+		if !f.limits.Allow("fetch:"+keyHost, time.Now()) {
+			return verified{}, errBusy
+		}
 		if actor, err = f.fetchActor(ctx, sig.keyID); err != nil {
 			return verified{}, fmt.Errorf("cannot fetch the signer's key %s: %w", sig.keyID, err)
 		}
