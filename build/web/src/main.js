@@ -603,6 +603,10 @@ function renderConfig() {
 
   ui.aboutContent.replaceChildren(pageHTML(config.extraPageContent || ''));
   ui.about.hidden = ui.aboutContent.textContent.trim() === '' && !ui.aboutContent.querySelector('img');
+  // A page that starts with its own heading needs no "About" above it
+  // (screen readers still get the section's name).
+  const first = ui.aboutContent.firstElementChild;
+  $('about-heading').classList.toggle('visually-hidden', Boolean(first && /^H[1-6]$/.test(first.tagName)));
 }
 
 // openAction opens an action button's page: a new tab, or a dialog over
