@@ -2,7 +2,8 @@ package ingest
 
 // Attacks on the RTMP port, each of which worked before the limits:
 // sockets that drip bytes to hold every slot, memory held by messages
-// left unfinished, and an accept loop spinning when descriptors run out.
+// left unfinished, an accept loop spinning when descriptors run out, and
+// guessing the stream key as fast as connections open.
 
 import (
 	"bytes"
@@ -18,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+	rtmp "github.com/yutopp/go-rtmp"
 	"github.com/yutopp/go-rtmp/handshake"
+	rtmpmsg "github.com/yutopp/go-rtmp/message"
 
 	"github.com/starling-live/starling/core/testrig"
 )
@@ -286,4 +290,83 @@ func TestAcceptBacksOffWhenDescriptorsRunOut(t *testing.T) {
 	if !strings.Contains(logs.String(), "accepts connections again") {
 		t.Errorf("the recovery was not logged:\n%s", logs)
 	}
+}
+
+// TestStreamKeyGuessesAreThrottled: an address that gets the key wrong
+// too often is refused without its key being checked, the right key
+// included, until a guess is due again; a right key costs no guess.
+func TestStreamKeyGuessesAreThrottled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testrig.LogBuffer{}
+	rec := &recorder{}
+	s := New(Deps{Logger: logs.Logger(), Keys: keys("right-key-123"), Handler: rec,
+		Limits: Limits{KeyGuesses: 3, KeyGuessInterval: time.Second}})
+	s.Start(ln)
+	defer s.Close()
+	outcomes := func() (published, wrong, throttled int) {
+		rec.mu.Lock()
+		published = len(rec.sessions)
+		rec.mu.Unlock()
+		l := logs.String()
+		return published, strings.Count(l, "wrong stream key\""), strings.Count(l, "too many wrong stream keys")
+	}
+	// try publishes with key and says what the server made of it.
+	try := func(key string) string {
+		t.Helper()
+		p0, w0, t0 := outcomes()
+		logger := logrus.New()
+		logger.Out = io.Discard
+		cc, err := rtmp.Dial("rtmp", ln.Addr().String(), &rtmp.ConnConfig{Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		if err := cc.Connect(&rtmpmsg.NetConnectionConnect{Command: rtmpmsg.NetConnectionConnectCommand{App: App}}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := cc.CreateStream(nil, 128)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Publish(&rtmpmsg.NetStreamPublish{PublishingName: key, PublishingType: "live"}); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		testrig.Eventually(t, 30*time.Second, "the server's decision on "+key, func() (bool, string) {
+			p, w, th := outcomes()
+			switch {
+			case p > p0:
+				got = "published"
+			case w > w0:
+				got = "wrong"
+			case th > t0:
+				got = "throttled"
+			}
+			return got != "", logs.String()
+		})
+		return got
+	}
+	// Right keys spend nothing.
+	for range 5 {
+		if got := try("right-key-123"); got != "published" {
+			t.Fatalf("the right key: %s", got)
+		}
+	}
+	for i := range 3 {
+		if got := try(fmt.Sprintf("guess-%d", i)); got != "wrong" {
+			t.Fatalf("guess %d: %s", i, got)
+		}
+	}
+	if got := try("right-key-123"); got != "throttled" {
+		t.Fatalf("the right key while the address is throttled: %s", got)
+	}
+	// A guess comes due again within the interval (polled: no sleep
+	// decides it).
+	testrig.Eventually(t, 30*time.Second, "the right key taken once a guess is due", func() (bool, string) {
+		got := try("right-key-123")
+		return got == "published", got
+	})
 }

@@ -18,7 +18,9 @@ import (
 	"github.com/sirupsen/logrus"
 	rtmp "github.com/yutopp/go-rtmp"
 	rtmpmsg "github.com/yutopp/go-rtmp/message"
+	"golang.org/x/time/rate"
 
+	"github.com/starling-live/starling/core/ratelimit"
 	"github.com/starling-live/starling/video/flv"
 )
 
@@ -30,6 +32,9 @@ const App = "live"
 var (
 	ErrWrongApp = errors.New("wrong RTMP application: publish to rtmp://HOST/live with the stream key as the stream name")
 	ErrWrongKey = errors.New("stream key rejected: check the key in OBS against the one in the admin panel")
+	// ErrTooManyGuesses refuses an address that got the key wrong too
+	// often: the key is a password, and guessing it must be slow.
+	ErrTooManyGuesses = errors.New("too many wrong stream keys from this address: wait a few seconds, then check the key in OBS")
 )
 
 // Publish describes a publisher whose key was accepted.
@@ -116,6 +121,11 @@ type Limits struct {
 	// MaxChunkStreams caps the RTMP chunk streams of a connection, each
 	// of which may hold a message being assembled (16; encoders use five).
 	MaxChunkStreams int
+	// KeyGuesses is how many wrong stream keys one address may try at
+	// once (10); after that one a KeyGuessInterval (6 s). A right key
+	// costs nothing.
+	KeyGuesses       int
+	KeyGuessInterval time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -133,6 +143,8 @@ func (l Limits) withDefaults() Limits {
 	num(&l.MaxPendingPerIP, 4)
 	num(&l.PendingBytes, 64<<10)
 	num(&l.MaxChunkStreams, 16)
+	num(&l.KeyGuesses, 10)
+	dur(&l.KeyGuessInterval, 6*time.Second)
 	dur(&l.AuthTimeout, 10*time.Second)
 	dur(&l.ReadTimeout, 3*time.Second)
 	return l
@@ -151,9 +163,11 @@ type Server struct {
 	log    *slog.Logger
 	deps   Deps
 	limits Limits
-	srv    *rtmp.Server
-	ln     *backoffListener
-	done   chan error
+	// guesses are the stream keys each address may still get wrong.
+	guesses *ratelimit.Keyed
+	srv     *rtmp.Server
+	ln      *backoffListener
+	done    chan error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -206,8 +220,10 @@ func (s *Server) Connections() ConnStats {
 
 // New returns a Server.
 func New(d Deps) *Server {
-	return &Server{log: d.Logger, deps: d, limits: d.Limits.withDefaults(),
-		conns: map[*connHandler]struct{}{}, pending: map[netip.Addr]int{}}
+	l := d.Limits.withDefaults()
+	return &Server{log: d.Logger, deps: d, limits: l,
+		guesses: ratelimit.New(rate.Every(l.KeyGuessInterval), l.KeyGuesses),
+		conns:   map[*connHandler]struct{}{}, pending: map[netip.Addr]int{}}
 }
 
 // Start serves RTMP on ln.
@@ -508,11 +524,19 @@ func (h *connHandler) OnPublish(_ *rtmp.StreamContext, _ uint32, cmd *rtmpmsg.Ne
 		h.log.Warn("publish refused: wrong RTMP application")
 		return ErrWrongApp
 	}
+	// A guess is spent before the key is checked and given back if it
+	// was right: while an address is throttled, even the right key waits.
+	give, wait := h.srv.guesses.Take(h.ip.String(), time.Now())
+	if wait > 0 {
+		h.log.Warn("publish refused: too many wrong stream keys from this address", "retry_in", wait.Round(time.Second))
+		return ErrTooManyGuesses
+	}
 	if !h.srv.deps.Keys.CheckStreamKey(key) {
 		// Never log the key that was tried: it may be a real key with a typo.
 		h.log.Warn("publish refused: wrong stream key")
 		return ErrWrongKey
 	}
+	give()
 	// From here the connection is a publisher's: no newcomer may evict
 	// it. One evicted a moment ago is already closing.
 	h.srv.mu.Lock()
