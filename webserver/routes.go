@@ -30,6 +30,7 @@ func adminRoutes(h *controllers.Handlers) []route {
 		f("GET /api/admin/serverconfig", h.ServerConfig),
 		f("GET /api/admin/viewersOverTime", h.ViewersOverTime),
 		f("GET /api/admin/timeline", h.Timeline),
+		f("POST /api/admin/preview/markdown", h.PreviewMarkdown),
 		f("POST /api/admin/disconnect", h.Disconnect),
 		f("POST /api/admin/storage/test", h.TestS3),
 		f("GET /api/admin/update/options", h.UpdateOptions),

@@ -33,3 +33,20 @@ func TestAdminTimeline(t *testing.T) {
 		t.Errorf("without the admin: %d", code)
 	}
 }
+
+// TestAdminMarkdownPreview: the preview is the page content as viewers
+// will get it, rendered and sanitised by the server's own code.
+func TestAdminMarkdownPreview(t *testing.T) {
+	s := startServer(t)
+	code, body := s.admin("POST", "/api/admin/preview/markdown", map[string]any{"value": "# Hi\n\n**bold** <script>alert(1)</script>"})
+	var out struct {
+		HTML string `json:"html"`
+	}
+	json.Unmarshal(body, &out)
+	if code != 200 || !strings.Contains(out.HTML, "<strong>bold</strong>") || strings.Contains(out.HTML, "<script") {
+		t.Errorf("preview: %d %s", code, body)
+	}
+	if code, body := s.admin("POST", "/api/admin/preview/markdown", map[string]any{"value": strings.Repeat("x", 70<<10)}); code != 400 || !strings.Contains(string(body), "at most") {
+		t.Errorf("a preview too long: %d %s", code, body)
+	}
+}
