@@ -1,4 +1,4 @@
-.PHONY: run test fuzz build web bench bench-swarm bench-s3 load-tracker load-chat load-rtmp load-fediverse
+.PHONY: run test fuzz build web screenshots bench bench-swarm bench-s3 load-tracker load-chat load-rtmp load-fediverse
 # FUZZTIME is how long make fuzz runs each target: a duration, or a count such as 10000x.
 FUZZTIME ?= 2m
 run:     ## install ffmpeg if missing and run on the defaults
@@ -22,8 +22,10 @@ fuzz:    ## run every fuzz target for FUZZTIME (2m) each; an input that fails la
 	done
 build:   ## build the starling binary
 	go build -o starling .
-web:     ## rebuild the viewer page into static/web (commit it with its sources)
+web:     ## rebuild the viewer page and the admin panel into static/web and static/panel (commit them with their sources)
 	cd build/web && npm ci --ignore-scripts --no-audit --no-fund && npm run build
+screenshots: ## retake docs/screenshots (the dashboard during a stream, the viewer page on a desktop and a phone)
+	STARLING_SCREENSHOTS=$(CURDIR) go test -count=1 -timeout 15m -run TestAdminPanelDashboardAndSettings .
 bench:   ## measure time to first segment, CPU and memory (see docs/benchmarks.md)
 	go run ./build/bench/pipeline
 bench-swarm: ## P2P offload and glass-to-glass latency for 2, 4 and 8 viewers

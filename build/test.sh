@@ -29,9 +29,9 @@ staticcheck ./...
 step "web bundle is built from its sources"
 (cd build/web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm test --silent && npm run --silent build >/dev/null)
 if git rev-parse --git-dir >/dev/null 2>&1; then
-	if [ -n "$(git status --porcelain -- static/web)" ]; then
-		git status --short -- static/web >&2
-		echo "static/web is stale: run make web and commit it with its sources." >&2
+	if [ -n "$(git status --porcelain -- static/web static/panel)" ]; then
+		git status --short -- static/web static/panel >&2
+		echo "static/web or static/panel is stale: run make web and commit it with its sources." >&2
 		exit 1
 	fi
 else
