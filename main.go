@@ -532,6 +532,7 @@ func (a *app) start(ctx context.Context) error {
 		ThumbnailDir:   thumbStore.Dir(),
 		PublicDir:      filepath.Join(cfg.DataDir, "public"),
 		Web:            static.Web(),
+		Panel:          static.Panel(),
 		Tracker:        a.tracker,
 		Chat:           a.chat,
 		Bots:           bots,

@@ -1,6 +1,9 @@
 package static
 
-import _ "embed"
+import (
+	"embed"
+	"io/fs"
+)
 
 //go:embed admin/login.html
 var adminLogin string
@@ -8,3 +11,16 @@ var adminLogin string
 // AdminLogin is the admin login page, an html/template with .Next (the
 // path to return to) and .Message (why the login is asked for again).
 func AdminLogin() string { return adminLogin }
+
+//go:embed all:panel
+var panel embed.FS
+
+// Panel returns the admin panel's files (static/panel, built from
+// build/web/src/admin with npm), index.html at the root.
+func Panel() fs.FS {
+	sub, err := fs.Sub(panel, "panel")
+	if err != nil {
+		panic(err) // "panel" is a literal directory of the embed above
+	}
+	return sub
+}

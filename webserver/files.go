@@ -60,7 +60,13 @@ type staticFiles struct {
 	// mediaOrigins are where the page fetches segments from besides this
 	// server; nil means nowhere else.
 	mediaOrigins func() []string
-	files        map[string]staticFile
+	// csp, if set, is the pages' Content-Security-Policy instead of the
+	// viewer page's.
+	csp string
+	// app serves index.html for any path that is no file outside
+	// /assets/: the admin panel's pages are its own routes.
+	app   bool
+	files map[string]staticFile
 	// modTime is the server's start: embedded files have none.
 	modTime time.Time
 }
@@ -117,6 +123,9 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		name = "index.html"
 	}
 	f, ok := s.files[name]
+	if !ok && s.app && !strings.HasPrefix(name, "assets/") {
+		name, f, ok = "index.html", s.files["index.html"], true
+	}
 	if !ok {
 		http.NotFound(w, r)
 		return
@@ -140,13 +149,33 @@ func (s *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "no-cache")
 	}
 	if path.Ext(name) == ".html" {
-		var origins []string
-		if s.mediaOrigins != nil {
-			origins = s.mediaOrigins()
+		if s.csp != "" {
+			h.Set("Content-Security-Policy", s.csp)
+		} else {
+			var origins []string
+			if s.mediaOrigins != nil {
+				origins = s.mediaOrigins()
+			}
+			h.Set("Content-Security-Policy", pageCSP(origins))
 		}
-		h.Set("Content-Security-Policy", pageCSP(origins))
 	}
 	http.ServeContent(w, r, name, s.modTime, bytes.NewReader(body))
+}
+
+// panelCSP allows the admin panel its own scripts, styles and API, and
+// nothing else: no other origin, no frame around it.
+const panelCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// newPanelFiles serves the embedded admin panel, its pages' paths all
+// answered with its index.html.
+func newPanelFiles(fsys fs.FS) (*staticFiles, error) {
+	s, err := newStaticFiles(fsys, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.csp, s.app = panelCSP, true
+	return s, nil
 }
 
 func acceptsGzip(r *http.Request) bool {

@@ -42,6 +42,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 		ThumbnailDir: thumbs,
 		PublicDir:    filepath.Join(top, "public"),
 		Web:          web,
+		Panel:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>panel</title>")}},
 	})
 	if err != nil {
 		t.Fatal(err)

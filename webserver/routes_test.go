@@ -45,6 +45,7 @@ func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
 		ThumbnailDir: filepath.Join(dir, "thumbs"),
 		PublicDir:    filepath.Join(dir, "public"),
 		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
+		Panel:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>panel</title>")}},
 		// The admin's last request comes from another address than the
 		// guesses, which get throttled.
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
@@ -149,6 +150,7 @@ func TestHLSGoesStraightToThePackager(t *testing.T) {
 		ThumbnailDir: dir,
 		PublicDir:    filepath.Join(dir, "public"),
 		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
+		Panel:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>panel</title>")}},
 	})
 	if err != nil {
 		t.Fatal(err)

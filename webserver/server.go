@@ -47,6 +47,8 @@ type Deps struct {
 	PublicDir string
 	// Web is the built viewer page, served at /.
 	Web fs.FS
+	// Panel is the built admin panel, served at /admin/ behind the login.
+	Panel fs.FS
 	// Tracker is the P2P tracker's WebSocket endpoint.
 	Tracker http.Handler
 	// Chat is the chat's WebSocket endpoint.
@@ -96,6 +98,11 @@ func New(d Deps) (*Server, error) {
 		s.closeRoots()
 		return nil, err
 	}
+	panel, err := newPanelFiles(d.Panel)
+	if err != nil {
+		s.closeRoots()
+		return nil, fmt.Errorf("the admin panel: %w", err)
+	}
 
 	h := d.Handlers
 	mux := http.NewServeMux()
@@ -137,6 +144,7 @@ func New(d Deps) (*Server, error) {
 	for _, r := range adminRoutes(h) {
 		admin.Handle(r.pattern, r.handler)
 	}
+	admin.Handle("GET /admin/", http.StripPrefix("/admin", panel))
 	admin.HandleFunc("/", apiNotFound)
 	gated := newAdminGate(d.Logger, d.Admin).wrap(admin)
 	for _, prefix := range adminPrefixes {
