@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/starling-live/starling/activitypub/aptest"
 	"github.com/starling-live/starling/chat"
 	"github.com/starling-live/starling/core/testrig"
 	"github.com/starling-live/starling/core/timeline"
@@ -251,5 +253,61 @@ func TestAdminPanelModeration(t *testing.T) {
 		return !shown, fmt.Sprint(shown)
 	})
 	b.waitText(fmt.Sprintf(`button[data-message=%q]`, msg.ID), "Show")
+	b.checkProblems()
+}
+
+// TestAdminPanelIntegrations: an access token made in the panel is shown
+// once and listed by its name, and a webhook to a private address is
+// refused with the server's reason.
+func TestAdminPanelIntegrations(t *testing.T) {
+	s := startServer(t)
+	b := panelLogin(t, s, "/admin/integrations")
+	b.run(chromedp.WaitVisible("#token-name", chromedp.ByID),
+		chromedp.SendKeys("#token-name", "Relay Bot", chromedp.ByID),
+		chromedp.Click(`//form[.//input[@id="token-name"]]//button[@type="submit"]`, chromedp.BySearch))
+	shown := b.waitText("main", "shown this once")
+	b.waitText("main", "Relay Bot")
+	_, body := s.admin("GET", "/api/admin/accesstokens", nil)
+	if !strings.Contains(string(body), "Relay Bot") || !strings.Contains(shown, "The token") {
+		t.Errorf("tokens %s; the page said %q", body, shown)
+	}
+	b.run(chromedp.SendKeys("#hook-url", "http://10.0.0.5/hook", chromedp.ByID),
+		chromedp.Click(`//form[.//input[@id="hook-url"]]//button[@type="submit"]`, chromedp.BySearch))
+	b.waitText("main", "private address")
+	if _, body := s.admin("GET", "/api/admin/webhooks", nil); strings.Contains(string(body), "10.0.0.5") {
+		t.Errorf("a refused webhook was stored: %s", body)
+	}
+	if n := b.problemsExcept("status of 400"); n != 1 {
+		t.Errorf("%d refused requests reported, want the webhook", n)
+	}
+}
+
+// TestAdminPanelApprovesAFollower: with the account private, a follow
+// request waits on the Fediverse page until the admin approves it there;
+// the follower then gets its Accept.
+func TestAdminPanelApprovesAFollower(t *testing.T) {
+	s := startServer(t, func(c *config) {
+		c.FediverseNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	for path, v := range map[string]any{"serverurl": s.URL, "federation/private": true} {
+		if code, body := s.admin("POST", "/api/admin/config/"+path, map[string]any{"value": v}); code != 200 {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+	}
+	s.admin("POST", "/api/admin/config/federation/enable", map[string]any{"value": true})
+	remote := aptest.New(t)
+	rae := remote.NewActor("rae")
+	actor := s.URL + "/federation/user/streamer"
+	if resp, err := rae.Post(t.Context(), actor+"/inbox", rae.Follow(actor)); err != nil || resp.StatusCode != 202 {
+		t.Fatalf("follow: %v %v", resp, err)
+	}
+	b := panelLogin(t, s, "/admin/fediverse")
+	approve := `//section[@aria-label="Follow requests"]//button[normalize-space(.)="Approve"]`
+	b.run(chromedp.WaitVisible(approve, chromedp.BySearch), chromedp.Click(approve, chromedp.BySearch))
+	accept := remote.WaitDelivery(t, aptest.OfType("Accept"), 30*time.Second)
+	if !accept.Verified {
+		t.Errorf("the Accept did not verify: %s", accept.Err)
+	}
+	b.waitText("main", "Approved")
 	b.checkProblems()
 }

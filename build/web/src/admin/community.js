@@ -239,7 +239,7 @@ function Tokens() {
     ${token && html`<p role="status">The token, shown this once: <code>${token}</code></p>`}
     <${Loading} state=${list}>${(rows) => html`<${Table} caption="Access tokens" rows=${rows} empty="No tokens."
       columns=${[{ label: 'Name', render: (t) => t.displayName || t.name }, { label: 'Scopes', render: (t) => (t.scopes || []).join(', ') },
-        { label: 'Last used', render: (t) => when(t.lastUsed) },
+        { label: 'Last used', render: (t) => when(t.lastUsedAt) },
         { label: '', render: (t) => html`<button type="button" class="danger" onClick=${() => save.run(() => post('/api/admin/accesstokens/delete', { id: t.id }), 'Deleted').then(reload, () => {})}>Delete</button>` }]} />`}<//>
   <//>`;
 }

@@ -299,7 +299,7 @@ var Fl,ge,dr,hc,en,ar,pr,hr,No,Dl,ul,mr,Lo,Mo,Do,mc,Rl={},Il=[],gc=/acit|ex(?:s|
     </form>
     ${i&&y`<p role="status">The token, shown this once: <code>${i}</code></p>`}
     <${Yt} state=${e}>${u=>y`<${Ht} caption="Access tokens" rows=${u} empty="No tokens."
-      columns=${[{label:"Name",render:m=>m.displayName||m.name},{label:"Scopes",render:m=>(m.scopes||[]).join(", ")},{label:"Last used",render:m=>Vt(m.lastUsed)},{label:"",render:m=>y`<button type="button" class="danger" onClick=${()=>d.run(()=>Re("/api/admin/accesstokens/delete",{id:m.id}),"Deleted").then(t,()=>{})}>Delete</button>`}]} />`}<//>
+      columns=${[{label:"Name",render:m=>m.displayName||m.name},{label:"Scopes",render:m=>(m.scopes||[]).join(", ")},{label:"Last used",render:m=>Vt(m.lastUsedAt)},{label:"",render:m=>y`<button type="button" class="danger" onClick=${()=>d.run(()=>Re("/api/admin/accesstokens/delete",{id:m.id}),"Deleted").then(t,()=>{})}>Delete</button>`}]} />`}<//>
   <//>`}function Ra(){return y`<div><${zf} /><${Yf} /></div>`}function Ia(){let[e,t]=Q(null),[l,n]=Q(""),[o,r]=Q("");on(async()=>t(await Me("/api/admin/logs")),5e3);let i=(e||[]).filter(c=>!l||c.level===l).filter(c=>!o||c.message.toLowerCase().includes(o.toLowerCase())).slice().reverse();return y`<${$e} title="Logs" wide>
     <div class="row filters">
       <label for="log-level">Level</label>
