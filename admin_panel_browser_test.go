@@ -137,6 +137,8 @@ func TestAdminPanelDashboardAndSettings(t *testing.T) {
 		fmt.Sscanf(v, "%d kbit/s", &kbps)
 		return kbps > 0, v
 	})
+	// The rendition's own output, measured from its segments.
+	b.waitText(`section[aria-label="Output"]`, "segments")
 	var charts int
 	b.eval(`document.querySelectorAll('.chart canvas').length`, &charts)
 	if charts < 3 {

@@ -394,6 +394,9 @@ func (a *app) start(ctx context.Context) error {
 	a.packager.AddListener(a.thumbnails)
 	swarms := tracker.NewAllowlist(controllers.SwarmID)
 	a.packager.AddListener(swarms)
+	// What each rendition puts out, for the dashboard.
+	output := hls.NewOutput()
+	a.packager.AddListener(output)
 	if err := a.packager.Start(ctx); err != nil {
 		return err
 	}
@@ -494,6 +497,7 @@ func (a *app) start(ctx context.Context) error {
 		Webhooks:      hooks,
 		Federation:    fediverse,
 		Timeline:      live,
+		Output:        output,
 		Bots:          bots,
 		ClientIP:      webserver.ClientIP,
 		ForwardedUser: webserver.ForwardedUser,

@@ -30,7 +30,12 @@ type adminStatusResponse struct {
 	Storage hls.StorageStatus `json:"storage"`
 	// Federation is the fediverse actor's followers and warnings.
 	Federation activitypub.Status `json:"federation"`
+	// Output is what each rendition put out over the last 30 s, by the
+	// index of its variant.
+	Output []hls.RenditionOutput `json:"output"`
 }
+
+type renditionOutput interface{ Rates() []hls.RenditionOutput }
 
 // AdminStatus answers GET /api/admin/status: the public status plus who
 // is broadcasting and what their encoder announced.
@@ -44,6 +49,10 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 	if h.deps.Storage != nil {
 		storage = h.deps.Storage.StorageStatus()
 		health.Warnings = append(health.Warnings, storageWarnings(storage)...)
+	}
+	output := []hls.RenditionOutput{}
+	if h.deps.Output != nil {
+		output = h.deps.Output.Rates()
 	}
 	var fed activitypub.Status
 	if h.deps.Federation != nil {
@@ -63,6 +72,7 @@ func (h *Handlers) AdminStatus(w http.ResponseWriter, r *http.Request) {
 		P2P:                    p2p,
 		Storage:                storage,
 		Federation:             fed,
+		Output:                 output,
 	})
 }
 

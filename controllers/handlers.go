@@ -49,8 +49,10 @@ type Deps struct {
 	Webhooks webhookService
 	// Federation is the fediverse actor (activitypub).
 	Federation federation
-	// Timeline is the last hour of the live figures.
+	// Timeline is the last hour of the live figures; Output what each
+	// rendition puts out now.
 	Timeline liveTimeline
+	Output   renditionOutput
 	// ClientIP names the client behind any trusted proxy.
 	ClientIP func(*http.Request) string
 	// ForwardedUser is the user a trusted proxy signed in, or "".

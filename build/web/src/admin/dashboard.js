@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { get } from './api.js';
 import { bytes, duration, mergePoints, percent, series } from './format.js';
-import { Card, html, usePoll } from './ui.js';
+import { Card, html, Table, usePoll } from './ui.js';
 
 // Chart draws timeline fields with uPlot, resized with its box.
 function Chart({ label, points, fields, names, unit, max }) {
@@ -108,9 +108,12 @@ export function Dashboard() {
     </div>
     <${Card} title="Output" wide>
       <p>Viewers got ${bytes(p2p.p2pBytes)} from each other and ${bytes(p2p.httpBytes)} from this server since it started.</p>
-      <ul>${variants.map(
-        (v) => html`<li>${v.name}: ${v.videoPassthrough ? 'passthrough' : `${v.videoBitrate} kbit/s, ${v.scaledHeight || 'source'}p, ${v.framerate || 'source'} fps`}</li>`,
-      )}</ul>
+      <${Table} caption="Output per rendition" rows=${variants.map((v, i) => ({ v, out: (status.output || [])[i] }))} empty="No renditions."
+        columns=${[
+          { label: 'Rendition', render: (r) => r.v.name },
+          { label: 'Set to', render: (r) => (r.v.videoPassthrough ? 'passthrough' : `${r.v.videoBitrate} kbit/s, ${r.v.scaledHeight || 'source'}p, ${r.v.framerate || 'source'} fps`) },
+          { label: 'Putting out (last 30 s)', render: (r) => (status.online && r.out && r.out.segments ? `${Math.round(r.out.kbps)} kbit/s, ${r.out.segments} segments` : '–') },
+        ]} />
       ${h.droppedFrames > 0 && html`<p>ffmpeg dropped ${h.droppedFrames} frames.</p>`}
     <//>
   </div>`;
