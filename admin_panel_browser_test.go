@@ -313,3 +313,27 @@ func TestAdminPanelApprovesAFollower(t *testing.T) {
 	b.waitText("main", "Approved")
 	b.checkProblems()
 }
+
+// TestAdminPanelChangesThePassword: a new password set in the panel is in
+// force at once, ends the session, and the panel goes to the login.
+func TestAdminPanelChangesThePassword(t *testing.T) {
+	s := startServer(t)
+	b := panelLogin(t, s, "/admin/server")
+	const fresh = "a-brand-new-password"
+	b.run(chromedp.WaitVisible("#adminpass", chromedp.ByID),
+		chromedp.SendKeys("#adminpass", fresh, chromedp.ByID),
+		chromedp.SendKeys("#adminpass2", fresh, chromedp.ByID),
+		chromedp.Click(`//button[normalize-space(.)="Change the password"]`, chromedp.BySearch))
+	testrig.Eventually(t, 30*time.Second, "the login form", func() (bool, string) {
+		var p string
+		b.eval(`location.pathname`, &p)
+		return p == "/admin/login", p
+	})
+	if code, _ := s.admin("GET", "/api/admin/status", nil); code != http.StatusUnauthorized {
+		t.Errorf("the old password after the change: %d", code)
+	}
+	code, _, _ := s.send("GET", "/api/admin/status", func(r *http.Request) { r.SetBasicAuth("admin", fresh) }, nil)
+	if code != 200 {
+		t.Errorf("the new password: %d", code)
+	}
+}

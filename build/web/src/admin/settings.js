@@ -154,6 +154,32 @@ const LATENCY = [
   { value: 4, label: '4: most buffer (5 s)' },
 ];
 
+function AdminPassword() {
+  const [pw, setPW] = useState('');
+  const [again, setAgain] = useState('');
+  const save = useSave();
+  const submit = (e) => {
+    e.preventDefault();
+    if (pw !== again) {
+      save.setStatus({ kind: 'error', text: 'The two passwords differ.' });
+      return;
+    }
+    save
+      .run(() => setConfig('adminpass', pw), 'Password changed: log in again with it.')
+      .then(() => setTimeout(() => window.location.assign('/admin/login'), 1500), () => {});
+  };
+  return html`<form class="setting composite" onSubmit=${submit}>
+    <h3>Admin password</h3>
+    <p class="help">At least 8 characters. Every session ends, this one too; scripts need the new one.</p>
+    <div class="grid">
+      <label class="cell" for="adminpass">New password<input id="adminpass" type="password" autocomplete="new-password" value=${pw} onInput=${(e) => setPW(e.target.value)} /></label>
+      <label class="cell" for="adminpass2">Again<input id="adminpass2" type="password" autocomplete="new-password" value=${again} onInput=${(e) => setAgain(e.target.value)} /></label>
+    </div>
+    <button type="submit" disabled=${save.busy || !pw}>Change the password</button>
+    ${save.status && html`<span class=${'status ' + save.status.kind} role=${save.status.kind === 'error' ? 'alert' : 'status'}>${save.status.text}</span>`}
+  </form>`;
+}
+
 export function Server() {
   return html`<${Page} body=${(c) => html`<${Card} title="Server" wide>
     <${Setting} label="Server URL" path="serverurl" value=${c.serverURL} placeholder="https://live.example.com"
@@ -164,6 +190,9 @@ export function Server() {
     <${Setting} label="Ask search engines not to index the page" path="disablesearchindexing" value=${c.disableSearchIndexing} kind="bool" />
     <${Setting} label="Hide the viewer count" path="hideviewercount" value=${c.hideViewerCount} kind="bool" />
     <${Setting} label="Video serving endpoint (CDN)" path="videoservingendpoint" value=${c.videoServingEndpoint} placeholder="https://cdn.example.com" />
+    <${Setting} label="Chat host override" path="sockethostoverride" value=${c.socketHostOverride} placeholder="wss://chat.example.com"
+      help="Where pages connect for chat, when that is not this server." />
+    <${AdminPassword} />
     <p class="help">The web and RTMP addresses and ffmpeg are set when Starling starts (--http, --rtmp, --ffmpeg).</p>
   <//>`} />`;
 }
@@ -193,6 +222,13 @@ export function Video() {
       render=${(rows, set) => html`<div>
         <${Rows} rows=${rows} setRows=${set} blank=${presetVariant('720p')} addLabel="Add a rendition" fields=${VARIANT_FIELDS} />
         <div class="row presets"><span>Presets:</span>${PRESETS.map((p) => html`<button type="button" class="secondary" onClick=${() => set(rows.concat([presetVariant(p.name)]))}>${p.name}</button>`)}</div>
+      </div>`} />
+    <${Composite} title="Segments" path="video/segments"
+      value=${{ segmentSeconds: c.videoSettings.segmentSeconds, playlistSegments: c.videoSettings.playlistSegments }}
+      help=${'What the latency level sets, set by hand. ' + NEXT_BROADCAST}
+      render=${(v, set) => html`<div class="grid">
+        <label class="cell" for="seg-seconds">Segment length (s)<input id="seg-seconds" type="number" value=${v.segmentSeconds} onInput=${(e) => set({ ...v, segmentSeconds: Number(e.target.value) })} /></label>
+        <label class="cell" for="seg-count">Segments in the playlist<input id="seg-count" type="number" value=${v.playlistSegments} onInput=${(e) => set({ ...v, playlistSegments: Number(e.target.value) })} /></label>
       </div>`} />
     <${Setting} label="H.264 encoder" path="video/codec" value=${c.videoCodec} kind="select"
       options=${(c.supportedCodecs || ['libx264']).map((v) => ({ value: v, label: v }))} help="Only encoders that work on this machine are listed." />
