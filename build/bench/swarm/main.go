@@ -7,7 +7,7 @@
 //     bytes they got, over the measurement window;
 //   - glass-to-glass latency: the time from a frame leaving the synthetic
 //     camera to the page presenting it, read from the barcode in the frame
-//     (method in shared/notes/latency.md);
+//     (method in shared/notes/latency.md), and where it goes (budget.go);
 //   - stalls: times a page stopped to wait for data.
 //
 // Viewers join once the playlist is full, as viewers of a stream already
@@ -75,6 +75,7 @@ type result struct {
 	viewers          int
 	offload          float64
 	latencyP50, p90  float64 // seconds
+	budget           budget
 	stalls           int
 	http, p2p        int64
 	perViewerOffload []float64
@@ -104,6 +105,13 @@ func run(ns []int, window, warmup time.Duration, tu tuning, tabs bool) error {
 	for _, r := range results {
 		fmt.Printf("| %d | %.0f%% | %.0f%% | %.1f s | %.1f s | %d |\n", r.viewers, r.offload*100,
 			100*float64(r.viewers-1)/float64(r.viewers), r.latencyP50, r.p90, r.stalls)
+	}
+	fmt.Printf("\nLatency budget (medians over the window's segments; the player's share is glass-to-glass p50 minus capture to listed):\n\n")
+	fmt.Printf("| viewers | segments | segment length | server: encoder to playlist, after the cut | capture to listed, mid-segment | player: fetch, peers and buffer | glass-to-glass p50 |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		b := r.budget
+		fmt.Printf("| %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %.1f s |\n", r.viewers, b.segments,
+			b.segment, b.server, b.captureToMid, r.latencyP50-b.captureToMid, r.latencyP50)
 	}
 	return nil
 }
@@ -375,13 +383,16 @@ func once(bin, dir, chromium string, n int, window, warmup time.Duration, tu tun
 			return r, err
 		}
 	}
+	watch := watchBudget(srv)
 	time.Sleep(warmup)
+	watch.reset()
 	before := make([]snapshot, n)
 	for i, v := range viewers {
 		before[i], _ = v.snapshot()
 		v.eval(`window.benchLatency = []; window.benchStalls = 0; true`, nil)
 	}
 	time.Sleep(window)
+	r.budget = watch.stop()
 	var lat []float64
 	for i, v := range viewers {
 		after, err := v.snapshot()
