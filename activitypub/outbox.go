@@ -371,7 +371,6 @@ func (f *Federation) deliver(ctx context.Context, j jobs.Job) error {
 	}
 	err = t.Deliver(ctx, activity, to)
 	var st errStatus
-	final := j.Attempt >= deliveryRetry.MaxAttempts
 	switch {
 	case err == nil:
 		f.countDelivery(ctx, d.Post, true)
@@ -389,7 +388,7 @@ func (f *Federation) deliver(ctx context.Context, j jobs.Job) error {
 		f.countDelivery(ctx, d.Post, false)
 		return jobs.Permanent(err)
 	}
-	if final {
+	if j.Last {
 		f.countDelivery(ctx, d.Post, false)
 	}
 	return err

@@ -29,8 +29,10 @@ type Job struct {
 	Kind        string
 	Destination string
 	Payload     []byte
-	// Attempt counts from 1.
+	// Attempt counts from 1; Last is set on the attempt after which a
+	// failure gives the job up.
 	Attempt int
+	Last    bool
 }
 
 // Handler does a job. It returns nil when the job is done, an error to
@@ -313,6 +315,7 @@ func (q *Queue) dispatch(ctx context.Context) time.Duration {
 		q.running++
 		q.perDest[dj.Destination]++
 		j := Job{ID: dj.ID, Kind: dj.Kind, Destination: dj.Destination, Payload: dj.Payload, Attempt: dj.Attempts + 1}
+		j.Last = j.Attempt >= h.retry.MaxAttempts
 		q.wg.Add(1)
 		go func() {
 			defer q.wg.Done()

@@ -301,10 +301,14 @@ func TestJobsSurviveKill9(t *testing.T) {
 func TestKindsRetryByTheirOwnPolicy(t *testing.T) {
 	store, _ := openStore(t)
 	q, _ := newQueue(t, store, Config{Backoff: 20 * time.Millisecond, MaxBackoff: time.Hour, MaxAttempts: 2})
-	var runs sync.Map
+	var runs, lasts sync.Map
 	fail := func(_ context.Context, j Job) error {
 		n, _ := runs.LoadOrStore(j.Kind, new(atomic.Int32))
 		n.(*atomic.Int32).Add(1)
+		if j.Last {
+			// The first attempt marked last is kept.
+			lasts.LoadOrStore(j.Kind, j.Attempt)
+		}
 		return errors.New("connection refused")
 	}
 	q.Handle("default", fail)
@@ -321,6 +325,10 @@ func TestKindsRetryByTheirOwnPolicy(t *testing.T) {
 		n, _ := runs.Load(kind)
 		if got := n.(*atomic.Int32).Load(); got != want {
 			t.Errorf("%s ran %d times, want %d", kind, got, want)
+		}
+		// Only the attempt after which it is given up is marked last.
+		if l, ok := lasts.Load(kind); !ok || l.(int) != int(want) {
+			t.Errorf("%s: the last attempt marked was %v, want attempt %d", kind, l, want)
 		}
 	}
 	// With the queue's hour-long ceiling the backoffs would have reached
