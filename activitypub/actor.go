@@ -32,6 +32,13 @@ func idProperty(s string) vocab.JSONLDIdProperty {
 	return p
 }
 
+// actorProperty names one actor by its id.
+func actorProperty(id string) vocab.ActivityStreamsActorProperty {
+	p := streams.NewActivityStreamsActorProperty()
+	p.AppendIRI(iri(id))
+	return p
+}
+
 func image(u, mediaType string) vocab.ActivityStreamsImage {
 	img := streams.NewActivityStreamsImage()
 	up := streams.NewActivityStreamsUrlProperty()
