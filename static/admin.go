@@ -17,10 +17,4 @@ var panel embed.FS
 
 // Panel returns the admin panel's files (static/panel, built from
 // build/web/src/admin with npm), index.html at the root.
-func Panel() fs.FS {
-	sub, err := fs.Sub(panel, "panel")
-	if err != nil {
-		panic(err) // "panel" is a literal directory of the embed above
-	}
-	return sub
-}
+func Panel() fs.FS { return sub(panel, "panel") }

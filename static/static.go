@@ -11,12 +11,16 @@ import (
 var files embed.FS
 
 // Web returns the viewer page's files, index.html at the root.
-func Web() fs.FS {
-	sub, err := fs.Sub(files, "web")
+func Web() fs.FS { return sub(files, "web") }
+
+// sub is dir of an embed; dir is a literal directory of that embed, so
+// fs.Sub cannot fail.
+func sub(fsys embed.FS, dir string) fs.FS {
+	s, err := fs.Sub(fsys, dir)
 	if err != nil {
-		panic(err) // "web" is a literal directory of the embed above
+		panic(err)
 	}
-	return sub
+	return s
 }
 
 // Logo is the built-in logo, served while the admin has uploaded none.
