@@ -15,6 +15,7 @@ import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleUrl, fillPlaceholders } from './bundle.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.resolve(here, '../../static/panel');
@@ -37,24 +38,15 @@ const result = await build({
   logLevel: 'warning',
 });
 
-const urlOf = (file) => '/admin/' + path.relative(outDir, path.resolve(here, file)).split(path.sep).join('/');
-const bundleUrl = (ext) => {
-  const outputs = Object.entries(result.metafile.outputs)
-    .filter(([file, meta]) => meta.entryPoint && file.endsWith(ext))
-    .map(([file]) => urlOf(file));
-  if (outputs.length !== 1) throw new Error(`expected one ${ext} bundle, got ${outputs.join(', ')}`);
-  return outputs[0];
-};
-
-let html = fs.readFileSync(path.join(here, 'src/admin/index.html'), 'utf8');
-for (const [placeholder, url] of [
-  ['%JS%', bundleUrl('.js')],
-  ['%CSS%', bundleUrl('.css')],
-]) {
-  const parts = html.split(placeholder);
-  if (parts.length !== 2) throw new Error(`src/admin/index.html: ${placeholder} must appear exactly once`);
-  html = parts.join(url);
-}
+const urlOf = (file) => '/admin/' + path.relative(outDir, file).split(path.sep).join('/');
+const html = fillPlaceholders(
+  fs.readFileSync(path.join(here, 'src/admin/index.html'), 'utf8'),
+  [
+    ['%JS%', bundleUrl(result, here, urlOf, '.js')],
+    ['%CSS%', bundleUrl(result, here, urlOf, '.css')],
+  ],
+  'src/admin/index.html',
+);
 fs.writeFileSync(path.join(outDir, 'index.html'), html);
 
 const packageDir = (name) => path.join(here, 'node_modules', name);

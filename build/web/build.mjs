@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleUrl, fillPlaceholders } from './bundle.mjs';
 import { EMOJI, emojiFile } from './src/emoji.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -94,26 +95,15 @@ if (coreInputs.length !== 1 || !coreInputs[0].endsWith('/dist/p2p-media-loader-c
   throw new Error(`expected p2p-media-loader-core once, as its dist bundle; got ${coreInputs.join(', ')}`);
 }
 
-const bundleUrl = (ext) => {
-  const outputs = Object.entries(result.metafile.outputs)
-    .filter(([file, meta]) => meta.entryPoint && file.endsWith(ext))
-    .map(([file]) => urlOf(path.resolve(here, file)));
-  if (outputs.length !== 1) throw new Error(`expected one ${ext} bundle, got ${outputs.join(', ')}`);
-  return outputs[0];
-};
-
 // index.html: each placeholder must appear exactly once.
-let html = fs.readFileSync(path.join(here, 'src/index.html'), 'utf8');
-for (const [placeholder, url] of [
-  ['%APP_JS%', bundleUrl('.js')],
-  ['%APP_CSS%', bundleUrl('.css')],
-]) {
-  const parts = html.split(placeholder);
-  if (parts.length !== 2) throw new Error(`src/index.html: ${placeholder} must appear exactly once`);
-  html = parts.join(url);
-}
-const leftover = html.match(/%[A-Z_]+%/);
-if (leftover) throw new Error(`src/index.html: unknown placeholder ${leftover[0]}`);
+const html = fillPlaceholders(
+  fs.readFileSync(path.join(here, 'src/index.html'), 'utf8'),
+  [
+    ['%APP_JS%', bundleUrl(result, here, urlOf, '.js')],
+    ['%APP_CSS%', bundleUrl(result, here, urlOf, '.css')],
+  ],
+  'src/index.html',
+);
 fs.writeFileSync(path.join(outDir, 'index.html'), html);
 
 fs.copyFileSync(path.join(here, 'src/favicon.svg'), path.join(outDir, 'favicon.svg'));
