@@ -4,7 +4,6 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/starling-live/starling/controllers"
 	"github.com/starling-live/starling/core/testrig"
 )
 
@@ -30,20 +28,13 @@ func newTestServer(t *testing.T) *httptest.Server {
 		"assets/app-abc.js": {Data: []byte("console.log(1)")},
 		"assets/app-big.js": {Data: []byte(strings.Repeat("console.log(1);\n", 500))},
 	}
-	s, err := New(Deps{
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Handlers:   controllers.New(controllers.Deps{}),
-		Tracker:    http.NotFoundHandler(),
-		Chat:       http.NotFoundHandler(),
-		Federation: noFederation{http.NotFoundHandler()},
-		HLS: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "hls got %s", r.URL.Path)
-		}),
-		ThumbnailDir: thumbs,
-		PublicDir:    filepath.Join(top, "public"),
-		Web:          web,
-		Panel:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>panel</title>")}},
+	d := testDeps(t)
+	d.Admin = nil
+	d.HLS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hls got %s", r.URL.Path)
 	})
+	d.ThumbnailDir, d.PublicDir, d.Web = thumbs, filepath.Join(top, "public"), web
+	s, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,41 +2,25 @@ package webserver
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
-
-	"github.com/starling-live/starling/controllers"
 )
 
 // TestPanelIsServedBehindTheGate: the panel's pages are its index.html,
 // under a CSP of its own; its bundles are cached for good; a missing
 // bundle is a 404, not the index; and none of it without the admin.
 func TestPanelIsServedBehindTheGate(t *testing.T) {
-	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "thumbs"), 0o755)
-	s, err := New(Deps{
-		Logger:       slog.New(slog.DiscardHandler),
-		Handlers:     controllers.New(controllers.Deps{}),
-		Admin:        password("the-admin-password"),
-		Tracker:      http.NotFoundHandler(),
-		Chat:         http.NotFoundHandler(),
-		Federation:   noFederation{http.NotFoundHandler()},
-		HLS:          http.NotFoundHandler(),
-		ThumbnailDir: filepath.Join(dir, "thumbs"),
-		PublicDir:    filepath.Join(dir, "public"),
-		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>viewer")}},
-		Panel: fstest.MapFS{
-			"index.html":          {Data: []byte("<!doctype html>panel")},
-			"assets/panel-AB.js":  {Data: []byte("console.log(1)")},
-			"assets/panel-AB.css": {Data: []byte("body{}")},
-		},
-	})
+	d := testDeps(t)
+	d.Web = fstest.MapFS{"index.html": {Data: []byte("<!doctype html>viewer")}}
+	d.Panel = fstest.MapFS{
+		"index.html":          {Data: []byte("<!doctype html>panel")},
+		"assets/panel-AB.js":  {Data: []byte("console.log(1)")},
+		"assets/panel-AB.css": {Data: []byte("body{}")},
+	}
+	s, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}

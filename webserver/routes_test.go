@@ -21,21 +21,16 @@ type noFederation struct{ http.Handler }
 func (noFederation) PublicFollowers(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }
 func (noFederation) RemoteFollow(w http.ResponseWriter, r *http.Request)    { http.NotFound(w, r) }
 
-type password string
-
-func (p password) CheckAdminPassword(s string) bool { return s == string(p) }
-func (p password) AdminPasswordVersion() string     { return string(p) }
-
-// TestEveryAdminPathNeedsTheAdmin walks the admin routes, and paths no
-// route has, and fails if any answers without the admin's credentials or
-// with wrong ones; with them, an unknown admin path is a 404.
-func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
+// testDeps are Deps whose every part is a stand-in, with the directories
+// in the test's own; a test sets what it looks at.
+func testDeps(t *testing.T) Deps {
+	t.Helper()
 	dir := t.TempDir()
-	for _, d := range []string{"hls", "thumbs"} {
-		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	if err := os.MkdirAll(filepath.Join(dir, "thumbs"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	s, err := New(Deps{
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	return Deps{
+		Logger:       slog.New(slog.DiscardHandler),
 		Handlers:     controllers.New(controllers.Deps{}),
 		Admin:        password("the-admin-password"),
 		Tracker:      http.NotFoundHandler(),
@@ -46,10 +41,23 @@ func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
 		PublicDir:    filepath.Join(dir, "public"),
 		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
 		Panel:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>panel</title>")}},
-		// The admin's last request comes from another address than the
-		// guesses, which get throttled.
-		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-	})
+	}
+}
+
+type password string
+
+func (p password) CheckAdminPassword(s string) bool { return s == string(p) }
+func (p password) AdminPasswordVersion() string     { return string(p) }
+
+// TestEveryAdminPathNeedsTheAdmin walks the admin routes, and paths no
+// route has, and fails if any answers without the admin's credentials or
+// with wrong ones; with them, an unknown admin path is a 404.
+func TestEveryAdminPathNeedsTheAdmin(t *testing.T) {
+	d := testDeps(t)
+	// The admin's last request comes from another address than the
+	// guesses, which get throttled.
+	d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	s, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,21 +145,10 @@ func (f *fakeHLS) ServeFile(w http.ResponseWriter, r *http.Request, name string)
 // off; one the mux would clean, redirect or unescape goes through the mux
 // as before.
 func TestHLSGoesStraightToThePackager(t *testing.T) {
-	dir := t.TempDir()
 	hls := &fakeHLS{}
-	s, err := New(Deps{
-		Logger:       slog.New(slog.DiscardHandler),
-		Handlers:     controllers.New(controllers.Deps{}),
-		Admin:        password("the-admin-password"),
-		Tracker:      http.NotFoundHandler(),
-		Chat:         http.NotFoundHandler(),
-		Federation:   noFederation{http.NotFoundHandler()},
-		HLS:          hls,
-		ThumbnailDir: dir,
-		PublicDir:    filepath.Join(dir, "public"),
-		Web:          fstest.MapFS{"index.html": {Data: []byte("<!doctype html>")}},
-		Panel:        fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>panel</title>")}},
-	})
+	d := testDeps(t)
+	d.HLS = hls
+	s, err := New(d)
 	if err != nil {
 		t.Fatal(err)
 	}
