@@ -20,22 +20,43 @@ type memFile struct {
 	data     []byte
 	etag     []string // the Etag header's value, shared by every response
 	modified time.Time
+	// edge is set on a live media playlist: what a blocking reload of it
+	// waits for.
+	edge *liveEdge
 }
 
-// publishFile replaces the published file name. p.mu is held, which
-// orders the replacements.
-func (p *Packager) publishFile(name string, data []byte) {
+// liveEdge is where a live media playlist ends.
+type liveEdge struct {
+	// next is the media sequence number of the segment it will list next.
+	next uint64
+	// hold is how long a reload may wait for that segment: three target
+	// durations (RFC 8216bis 6.2.5.2).
+	hold time.Duration
+}
+
+// publishFile replaces the published file name; edge is nil for a file
+// that is not a live media playlist. p.mu is held, which orders the
+// replacements.
+func (p *Packager) publishFile(name string, data []byte, edge *liveEdge) {
 	p.version++
 	files := maps.Clone(*p.published.Load())
-	files[name] = &memFile{data: data, etag: []string{`"` + strconv.FormatUint(p.version, 36) + `"`}, modified: p.now()}
-	p.published.Store(&files)
+	files[name] = &memFile{data: data, etag: []string{`"` + strconv.FormatUint(p.version, 36) + `"`}, modified: p.now(), edge: edge}
+	p.replacePublished(files)
 }
 
 // unpublish withdraws the published file name. p.mu is held.
 func (p *Packager) unpublish(name string) {
 	files := maps.Clone(*p.published.Load())
 	delete(files, name)
+	p.replacePublished(files)
+}
+
+// replacePublished publishes files and wakes the reloads waiting for a
+// change. p.mu is held.
+func (p *Packager) replacePublished(files map[string]*memFile) {
 	p.published.Store(&files)
+	next := make(chan struct{})
+	close(*p.changed.Swap(&next))
 }
 
 // fileType is how /hls/ serves the files of one extension: the values of its
@@ -100,13 +121,9 @@ func (p *Packager) ServeFile(w http.ResponseWriter, r *http.Request, name string
 		return
 	}
 	if !typ.segment {
-		f := (*p.published.Load())[name]
+		f, status, msg := p.await(r, name)
 		if f == nil {
-			if name == MasterPlaylist {
-				http.Error(w, "the stream is offline", http.StatusNotFound)
-				return
-			}
-			http.NotFound(w, r)
+			http.Error(w, msg, status)
 			return
 		}
 		h["Content-Type"] = typ.contentType
@@ -134,6 +151,57 @@ func (p *Packager) ServeFile(w http.ResponseWriter, r *http.Request, name string
 	h["Cache-Control"] = typ.cacheControl
 	h["Access-Control-Expose-Headers"] = segmentExposed
 	http.ServeContent(w, r, "", st.ModTime(), content)
+}
+
+// await returns the published file name, or the status and message to
+// answer with instead. A request for a live media playlist with the
+// blocking reload directive _HLS_msn=N (RFC 8216bis 6.2.5.2) is answered
+// once the playlist lists segment N, which spares players polling for the
+// next segment and lets every viewer hear of it the moment it is
+// published. After three target durations without it, the request gets
+// the playlist as it is. A segment more than two beyond the last is a
+// mistake: 400.
+func (p *Packager) await(r *http.Request, name string) (*memFile, int, string) {
+	var want uint64
+	blocking := false
+	if q := r.URL.Query(); q.Has("_HLS_msn") {
+		n, err := strconv.ParseUint(q.Get("_HLS_msn"), 10, 64)
+		if err != nil {
+			return nil, http.StatusBadRequest, "_HLS_msn must be a media sequence number"
+		}
+		want, blocking = n, true
+	} else if q.Has("_HLS_part") {
+		return nil, http.StatusBadRequest, "_HLS_part needs _HLS_msn"
+	}
+	var deadline <-chan time.Time
+	for {
+		changed := *p.changed.Load()
+		f := (*p.published.Load())[name]
+		switch {
+		case f == nil && name == MasterPlaylist:
+			return nil, http.StatusNotFound, "the stream is offline"
+		case f == nil:
+			return nil, http.StatusNotFound, "404 page not found"
+		case !blocking || f.edge == nil || want < f.edge.next:
+			return f, 0, ""
+		case want > f.edge.next+1:
+			return nil, http.StatusBadRequest, "_HLS_msn is more than two segments beyond the playlist's last: reload without it"
+		}
+		if deadline == nil {
+			t := time.NewTimer(f.edge.hold)
+			defer t.Stop()
+			deadline = t.C
+			p.blocked.Add(1)
+			defer p.blocked.Add(-1)
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return f, 0, ""
+		case <-r.Context().Done():
+			return nil, http.StatusServiceUnavailable, "gone"
+		}
+	}
 }
 
 // bufferedWriter writes a body from memory into the response's buffer in

@@ -26,7 +26,7 @@ func BenchmarkServe(b *testing.B) {
 	defer root.Close()
 	p := New(Deps{Logger: slog.New(slog.DiscardHandler), Files: root.FS()})
 	p.mu.Lock()
-	p.publishFile("0/stream.m3u8", bytes.Repeat([]byte("#EXTINF:2.000,\nseg-1.ts\n"), 40))
+	p.publishFile("0/stream.m3u8", bytes.Repeat([]byte("#EXTINF:2.000,\nseg-1.ts\n"), 40), nil)
 	p.mu.Unlock()
 	for _, name := range []string{"0/stream.m3u8", "0/seg-1.ts"} {
 		r := httptest.NewRequest(http.MethodGet, "/"+name, nil)

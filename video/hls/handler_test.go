@@ -3,6 +3,7 @@ package hls
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -240,5 +241,81 @@ func TestSizedFileAfterSendfile(t *testing.T) {
 	}
 	if _, err := s.Seek(-20, io.SeekEnd); err == nil {
 		t.Error("a seek before the start succeeded")
+	}
+}
+
+func TestBlockingPlaylistReload(t *testing.T) {
+	p, _ := newPackager(t)
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	f.send(0, 0)
+	f.master(1)
+	pl := waitPlaylist(t, p, "0/stream.m3u8", hasSegments(1))
+	last := pl.SeqNo
+	ts := httptest.NewServer(http.StripPrefix("/hls/", p))
+	t.Cleanup(ts.Close)
+
+	_, body := get(t, p, "0/stream.m3u8")
+	if !bytes.Contains(body, []byte("\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n")) {
+		t.Errorf("a live playlist does not say players may block:\n%s", body)
+	}
+
+	reload := func(query string) (int, string) {
+		resp, err := http.Get(ts.URL + "/hls/0/stream.m3u8?" + query)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	msn := func(n uint64) string { return fmt.Sprintf("_HLS_msn=%d", n) }
+	for _, tt := range []struct {
+		query string
+		code  int
+	}{
+		{msn(last), http.StatusOK}, // listed: at once
+		{msn(last + 3), http.StatusBadRequest},
+		{"_HLS_msn=next", http.StatusBadRequest},
+		{"_HLS_msn=-1", http.StatusBadRequest},
+		{"_HLS_part=0", http.StatusBadRequest},
+	} {
+		if code, body := reload(tt.query); code != tt.code {
+			t.Errorf("?%s: %d %s, want %d", tt.query, code, body, tt.code)
+		}
+	}
+
+	// The next segment: the answer waits for it, and lists it.
+	waitBlocked := func(n int32) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for p.blocked.Load() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d reloads blocked, want %d", p.blocked.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	got := make(chan string, 1)
+	go func() { _, body := reload(msn(last + 1)); got <- body }()
+	waitBlocked(1)
+	f.send(0, 1)
+	if body := <-got; !strings.Contains(body, fmt.Sprintf("seg-%d.ts", last+1)) {
+		t.Errorf("the blocked reload was answered without the segment it waited for:\n%s", body)
+	}
+
+	// Nothing comes: after three target durations, the playlist as it is.
+	code, text := reload(msn(last + 2))
+	if code != http.StatusOK || strings.Contains(text, fmt.Sprintf("seg-%d.ts", last+2)) || !strings.Contains(text, fmt.Sprintf("seg-%d.ts", last+1)) {
+		t.Errorf("a reload that timed out: %d\n%s", code, text)
+	}
+
+	// The end of the broadcast answers a waiting reload with the closed playlist.
+	go func() { _, body := reload(msn(last + 2)); got <- body }()
+	waitBlocked(1)
+	b.End(context.Background())
+	if body := <-got; !strings.Contains(body, "#EXT-X-ENDLIST") || strings.Contains(body, "SERVER-CONTROL") {
+		t.Errorf("a reload waiting when the broadcast ended:\n%s", body)
 	}
 }

@@ -126,6 +126,11 @@ type Packager struct {
 	// published are the playlists and hash lists viewers get, replaced
 	// whole on every change, so that serving them takes no lock.
 	published atomic.Pointer[map[string]*memFile]
+	// changed is closed, and replaced, after every change to published:
+	// blocking playlist reloads wait on it.
+	changed atomic.Pointer[chan struct{}]
+	// blocked counts the playlist reloads waiting now.
+	blocked atomic.Int32
 	// renditions are the published master playlist's variants.
 	renditions atomic.Pointer[Renditions]
 	// wg counts every broadcast's publishers, stores and uploaders.
@@ -209,6 +214,8 @@ func New(d Deps) *Packager {
 	}
 	p := &Packager{log: d.Logger, storage: d.Storage, files: d.Files, now: d.Now, limits: l, token: rand.Text()}
 	p.published.Store(&map[string]*memFile{})
+	changed := make(chan struct{})
+	p.changed.Store(&changed)
 	return p
 }
 
@@ -314,7 +321,7 @@ func (p *Packager) Begin(ctx context.Context, o Options) *Broadcast {
 		firstSeq: uint64(p.now().UnixMilli() / 100),
 	}
 	p.current = b
-	p.published.Store(&map[string]*memFile{})
+	p.replacePublished(map[string]*memFile{})
 	p.setRenditions(nil)
 	return b
 }

@@ -209,7 +209,7 @@ func (b *Broadcast) writeHashes(v *variant) {
 		b.p.log.Error("could not encode segment hashes", "err", err)
 		return
 	}
-	b.p.publishFile(fmt.Sprintf("%d/%s", v.index, SegmentHashes), raw)
+	b.p.publishFile(fmt.Sprintf("%d/%s", v.index, SegmentHashes), raw, nil)
 }
 
 // writePlaylist publishes v's media playlist. p.mu is held.
@@ -229,10 +229,14 @@ func (b *Broadcast) writePlaylist(v *variant, closed bool) {
 			return
 		}
 	}
+	var edge *liveEdge
 	if closed {
 		pl.Close()
+	} else {
+		pl.SetCustomTag(canBlockReload{})
+		edge = &liveEdge{next: seqOf(v.window[len(v.window)-1]) + 1, hold: time.Duration(3 * v.target * float64(time.Second))}
 	}
-	b.p.publishFile(fmt.Sprintf("%d/%s", v.index, MasterPlaylist), pl.Encode().Bytes())
+	b.p.publishFile(fmt.Sprintf("%d/%s", v.index, MasterPlaylist), pl.Encode().Bytes(), edge)
 }
 
 // writeMaster publishes the master playlist once every variant it lists
@@ -262,7 +266,17 @@ func (b *Broadcast) writeMaster() (Renditions, bool) {
 	if bytes.Equal(raw, b.written) {
 		return Renditions{}, false
 	}
-	b.p.publishFile(MasterPlaylist, raw)
+	b.p.publishFile(MasterPlaylist, raw, nil)
 	b.written = bytes.Clone(raw)
 	return b.p.setRenditions(rs), true
+}
+
+// canBlockReload is the playlist tag that tells players they may ask for
+// the next segment before it exists (Packager.await).
+type canBlockReload struct{}
+
+func (canBlockReload) TagName() string { return "#EXT-X-SERVER-CONTROL:" }
+func (canBlockReload) String() string  { return "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" }
+func (t canBlockReload) Encode() *bytes.Buffer {
+	return bytes.NewBufferString(t.String())
 }
