@@ -97,6 +97,9 @@ const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
 const stats = new p2p.PlaybackStats();
 const prefs = p2p.storageOr(() => localStorage);
 const viewer = p2p.viewerId(p2p.storageOr(() => sessionStorage));
+// One tracker peer id for the page's life: p2p-media-loader keeps the first
+// id it used for a stream anyway.
+const peerId = p2p.newPeerId(p2p.shareMode(prefs, navigator.connection));
 // Integrity tests only: ?p2pTamper=1 corrupts every segment this page uploads
 // (src/tamper.js).
 const tamper = new URLSearchParams(location.search).get('p2pTamper') === '1';
@@ -112,7 +115,10 @@ const HLS_CONFIG = {
   liveSyncDurationCount: 3,
   enableWorker: true,
   workerPath: HLS_WORKER_URL,
-  lowLatencyMode: false,
+  // Our playlists have no parts; this makes hls.js ask for the next
+  // segment with a blocking reload (_HLS_msn) the moment it has a playlist,
+  // so it hears of each segment as soon as the server lists it.
+  lowLatencyMode: true,
   backBufferLength: 30,
 };
 
@@ -150,12 +156,19 @@ function createPlayer() {
           core: p2p.coreConfig(settings, {
             tracker: p2p.trackerUrl(location, settings.trackerPath),
             mode: playerMode,
+            peerId,
             validateP2PSegment: validator,
             customSegmentStorageFactory: tamper ? () => new TamperingSegmentStorage() : undefined,
           }),
           onHlsJsCreated(h) {
             p2p.keepSegmentsForPeers(h);
+            p2p.keepPlaylistUrls(h);
             stats.watch(h.p2pEngine, () => id === playerId);
+            const highDemandTimeWindow = (first) => (first ? p2p.FIRST_HOLDER_WINDOW : settings.highDemandTimeWindow);
+            const holder = new p2p.FirstHolder(peerId, (first) =>
+              h.p2pEngine.applyDynamicConfig({ core: { highDemandTimeWindow: highDemandTimeWindow(first) } }),
+            );
+            holder.watch(h.p2pEngine, () => id === playerId);
           },
         },
       });

@@ -48,9 +48,12 @@ export function trackerUrl(location, trackerPath) {
 // top-level keys apply to the main and the secondary stream alike). The swarm
 // id is the server's, unchanged: the tracker whitelists the info hashes
 // derived from it.
-export function coreConfig(settings, { tracker, mode, validateP2PSegment, customSegmentStorageFactory }) {
+export function coreConfig(settings, { tracker, mode, peerId, validateP2PSegment, customSegmentStorageFactory }) {
   const config = {
     announceTrackers: [tracker],
+    // A whole peer id as the "prefix": the library adds no characters to
+    // it, and the page knows its own id (FirstHolder).
+    ...(peerId ? { trackerClientVersionPrefix: peerId } : {}),
     rtcConfig: { iceServers: settings.iceServers },
     swarmId: settings.swarmId,
     highDemandTimeWindow: settings.highDemandTimeWindow,
@@ -88,6 +91,108 @@ export function keepSegmentsForPeers(hls) {
         ...callbacks,
         onProgress: onProgress && ((stats, ctx, data, details) => onProgress(stats, ctx, own(data), details)),
         onSuccess: (response, stats, ctx, details) => onSuccess({ ...response, data: own(response.data) }, stats, ctx, details),
+      });
+    }
+  };
+}
+
+// ---------------------------------------------------------------- first holder
+
+// A segment enters the swarm when one viewer fetches it over HTTP; the
+// others can then take it from that viewer. p2p-media-loader leaves who
+// goes first to chance: a timer, every 1 to 1 + peers seconds, fetches a
+// segment that nobody has with a probability of segments/peers, and a
+// segment that reaches the high-demand window unfetched is fetched by
+// everyone. A few seconds behind live, chance is too slow and most
+// segments come over HTTP to every viewer.
+//
+// So the viewers connected to each other elect one first holder: the one
+// with the lowest peer id among itself and its peers. It takes every
+// segment over HTTP the moment its playlist lists it (its high-demand
+// window spans the whole playlist); the others keep the server's window
+// and fetch from it, or from each other, and over HTTP only what is
+// still missing when it nears their playhead. If the first holder leaves,
+// the next lowest takes over as soon as its peer closes.
+
+// FIRST_HOLDER_WINDOW is the first holder's high-demand window, seconds:
+// longer than any playlist.
+export const FIRST_HOLDER_WINDOW = 3600;
+
+// p2p-media-loader 2.3's client prefix, kept so that trackers see what
+// client a peer is.
+const PEER_ID_PREFIX = '-PM0203-';
+const PEER_ID_SYMBOLS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+// newPeerId returns this page's tracker peer id, 20 characters. A viewer
+// that does not upload (consume mode) gets one that sorts after every
+// uploader's, so it is first holder only among viewers like itself.
+export function newPeerId(mode, random = Math.random) {
+  let id = PEER_ID_PREFIX + (mode === 'consume' ? 'z' : '0');
+  while (id.length < 20) id += PEER_ID_SYMBOLS[Math.floor(random() * PEER_ID_SYMBOLS.length)];
+  return id;
+}
+
+// FirstHolder follows one engine's peers of the main stream and tells
+// onChange whether this page is the first holder, at the start and
+// whenever that changes.
+export class FirstHolder {
+  constructor(selfId, onChange) {
+    this.selfId = selfId;
+    this.onChange = onChange;
+    this.peers = new Set();
+    this.elected = null;
+  }
+
+  watch(engine, isCurrent) {
+    const on = (name, fn) =>
+      engine.addEventListener(name, (peer) => {
+        if (isCurrent() && peer.streamType === 'main') {
+          fn(peer.peerId);
+          this.update();
+        }
+      });
+    on('onPeerConnect', (id) => this.peers.add(id));
+    on('onPeerClose', (id) => this.peers.delete(id));
+    this.update();
+  }
+
+  update() {
+    let elected = true;
+    for (const id of this.peers) if (id < this.selfId) elected = false;
+    if (elected === this.elected) return;
+    this.elected = elected;
+    this.onChange(elected);
+  }
+}
+
+// withoutDeliveryDirectives returns url without the blocking-reload query
+// parameters hls.js adds (_HLS_msn, _HLS_part, _HLS_skip).
+export function withoutDeliveryDirectives(url) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  for (const name of ['_HLS_msn', '_HLS_part', '_HLS_skip']) u.searchParams.delete(name);
+  return u.href;
+}
+
+// keepPlaylistUrls makes each media playlist reach hls.js under its own
+// URL. A blocking reload's response URL carries _HLS_msn, hls.js takes it
+// as the playlist's URL, and p2p-media-loader 2.3.1 finds its stream by
+// that URL: it would never hear of a new segment, and share none. Segment
+// URIs resolve the same either way. Call it from onHlsJsCreated, as
+// keepSegmentsForPeers.
+export function keepPlaylistUrls(hls) {
+  const P2PPlaylistLoader = hls.config.pLoader;
+  hls.config.pLoader = class extends P2PPlaylistLoader {
+    load(context, config, callbacks) {
+      const { onSuccess } = callbacks;
+      super.load(context, config, {
+        ...callbacks,
+        onSuccess: (response, stats, ctx, details) =>
+          onSuccess({ ...response, url: response.url && withoutDeliveryDirectives(response.url) }, stats, ctx, details),
       });
     }
   };

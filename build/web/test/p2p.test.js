@@ -91,9 +91,10 @@ describe('coreConfig', () => {
   const validate = async () => true;
 
   it('passes the swarm id unchanged and only our tracker', () => {
-    const c = p2p.coreConfig(settings, { tracker: 'ws://h/tracker', mode: 'share', validateP2PSegment: validate });
+    const c = p2p.coreConfig(settings, { tracker: 'ws://h/tracker', mode: 'share', peerId: '-PM0203-0abcdefghijk', validateP2PSegment: validate });
     assert.deepEqual(c, {
       announceTrackers: ['ws://h/tracker'],
+      trackerClientVersionPrefix: '-PM0203-0abcdefghijk',
       rtcConfig: { iceServers: [{ urls: 'stun:s' }] },
       swarmId: 'starling',
       highDemandTimeWindow: 3,
@@ -465,5 +466,60 @@ describe('TamperingSegmentStorage', () => {
     assert.equal(s.getUsage().totalCapacity, 1024);
     s.destroy();
     assert.equal(s.hasSegment('sw', 'st', 2), false);
+  });
+});
+
+describe('newPeerId', () => {
+  it('is 20 characters with the library prefix, uploaders before consumers', () => {
+    const share = p2p.newPeerId('share', () => 0.999);
+    const consume = p2p.newPeerId('consume', () => 0);
+    assert.equal(share.length, 20);
+    assert.equal(consume.length, 20);
+    assert.match(share, /^-PM0203-0[A-Za-z0-9]{11}$/);
+    assert.ok(share < consume, `${share} sorts after ${consume}`);
+  });
+});
+
+describe('FirstHolder', () => {
+  // An engine stand-in: addEventListener and fire.
+  const engine = () => {
+    const handlers = {};
+    return {
+      addEventListener: (name, fn) => (handlers[name] ||= []).push(fn),
+      fire: (name, peer) => (handlers[name] || []).forEach((fn) => fn(peer)),
+    };
+  };
+
+  it('elects the lowest peer id among itself and its main-stream peers, and says so on each change', () => {
+    const changes = [];
+    const e = engine();
+    new p2p.FirstHolder('-PM0203-0M', (first) => changes.push(first)).watch(e, () => true);
+    assert.deepEqual(changes, [true], 'alone, it goes first');
+    e.fire('onPeerConnect', { peerId: '-PM0203-0Z', streamType: 'main' });
+    e.fire('onPeerConnect', { peerId: '-PM0203-0A', streamType: 'secondary' });
+    assert.deepEqual(changes, [true], 'a higher id, or another stream, changes nothing');
+    e.fire('onPeerConnect', { peerId: '-PM0203-0A', streamType: 'main' });
+    assert.deepEqual(changes, [true, false]);
+    e.fire('onPeerClose', { peerId: '-PM0203-0A', streamType: 'main' });
+    assert.deepEqual(changes, [true, false, true], 'when the first holder leaves, the next takes over');
+  });
+
+  it('ignores the events of an engine that is no longer the page’s', () => {
+    const changes = [];
+    const e = engine();
+    let current = true;
+    new p2p.FirstHolder('-PM0203-0M', (first) => changes.push(first)).watch(e, () => current);
+    current = false;
+    e.fire('onPeerConnect', { peerId: '-PM0203-0A', streamType: 'main' });
+    assert.deepEqual(changes, [true]);
+  });
+});
+
+describe('withoutDeliveryDirectives', () => {
+  it('drops only the blocking-reload parameters', () => {
+    assert.equal(p2p.withoutDeliveryDirectives('http://h/hls/0/stream.m3u8?_HLS_msn=12&_HLS_part=1&_HLS_skip=YES'), 'http://h/hls/0/stream.m3u8');
+    assert.equal(p2p.withoutDeliveryDirectives('http://h/hls/0/stream.m3u8?token=a&_HLS_msn=12'), 'http://h/hls/0/stream.m3u8?token=a');
+    assert.equal(p2p.withoutDeliveryDirectives('http://h/hls/0/stream.m3u8'), 'http://h/hls/0/stream.m3u8');
+    assert.equal(p2p.withoutDeliveryDirectives('not a url'), 'not a url');
   });
 });
