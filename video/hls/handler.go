@@ -51,13 +51,23 @@ func (p *Packager) unpublish(name string) {
 	p.replacePublished(files)
 }
 
-// replacePublished publishes files and wakes the reloads waiting for a
+// replacePublished publishes files and wakes the requests waiting for a
 // change. p.mu is held.
 func (p *Packager) replacePublished(files map[string]*memFile) {
 	p.published.Store(&files)
+	p.wake()
+}
+
+// wake wakes the requests waiting for a change. p.mu is held.
+func (p *Packager) wake() {
 	next := make(chan struct{})
 	close(*p.changed.Swap(&next))
 }
+
+// startHold is how long a request for a playlist may wait while a
+// broadcast has begun but the playlist is not out yet: ffmpeg's start and
+// a first segment.
+const startHold = 10 * time.Second
 
 // fileType is how /hls/ serves the files of one extension: the values of its
 // headers, built once and shared by every response. No one modifies them:
@@ -154,7 +164,11 @@ func (p *Packager) ServeFile(w http.ResponseWriter, r *http.Request, name string
 }
 
 // await returns the published file name, or the status and message to
-// answer with instead. A request for a live media playlist with the
+// answer with instead. A request for a playlist of a broadcast that has
+// begun waits for the playlist to come out (for at most startHold): a
+// player that opens as the stream goes live gets its first segment the
+// moment it exists, not at its next retry. A request for a live media
+// playlist with the
 // blocking reload directive _HLS_msn=N (RFC 8216bis 6.2.5.2) is answered
 // once the playlist lists segment N, which spares players polling for the
 // next segment and lets every viewer hear of it the moment it is
@@ -177,7 +191,13 @@ func (p *Packager) await(r *http.Request, name string) (*memFile, int, string) {
 	for {
 		changed := *p.changed.Load()
 		f := (*p.published.Load())[name]
+		hold := startHold
+		if f != nil && f.edge != nil {
+			hold = f.edge.hold
+		}
 		switch {
+		case f == nil && p.onAir.Load() && path.Ext(name) == ".m3u8":
+			// Not out yet: wait below.
 		case f == nil && name == MasterPlaylist:
 			return nil, http.StatusNotFound, "the stream is offline"
 		case f == nil:
@@ -188,7 +208,7 @@ func (p *Packager) await(r *http.Request, name string) (*memFile, int, string) {
 			return nil, http.StatusBadRequest, "_HLS_msn is more than two segments beyond the playlist's last: reload without it"
 		}
 		if deadline == nil {
-			t := time.NewTimer(f.edge.hold)
+			t := time.NewTimer(hold)
 			defer t.Stop()
 			deadline = t.C
 			p.blocked.Add(1)
@@ -197,6 +217,9 @@ func (p *Packager) await(r *http.Request, name string) (*memFile, int, string) {
 		select {
 		case <-changed:
 		case <-deadline:
+			if f == nil {
+				return nil, http.StatusNotFound, "the stream is starting: try again"
+			}
 			return f, 0, ""
 		case <-r.Context().Done():
 			return nil, http.StatusServiceUnavailable, "gone"

@@ -244,6 +244,62 @@ func TestSizedFileAfterSendfile(t *testing.T) {
 	}
 }
 
+// waitBlocked waits until n requests wait in p.await.
+func waitBlocked(t *testing.T, p *Packager, n int32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.blocked.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests wait, want %d", p.blocked.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPlaylistsOfAStartingBroadcastAreWaitedFor(t *testing.T) {
+	p, _ := newPackager(t)
+	ts := httptest.NewServer(http.StripPrefix("/hls/", p))
+	t.Cleanup(ts.Close)
+	get := func() chan string {
+		got := make(chan string, 1)
+		go func() {
+			resp, err := http.Get(ts.URL + "/hls/stream.m3u8")
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got <- fmt.Sprint(resp.StatusCode, " ", string(b))
+		}()
+		return got
+	}
+	if code, _ := rawGet(t, ts, http.MethodGet, "/hls/stream.m3u8"); code.StatusCode != http.StatusNotFound {
+		t.Errorf("offline: %d, want 404 at once", code.StatusCode)
+	}
+
+	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	got := get()
+	waitBlocked(t, p, 1)
+	f := &fakeFFmpeg{t: t, base: b.NextRunURL(), pdt: time.Now()}
+	f.send(0, 0)
+	f.master(1)
+	if body := <-got; !strings.HasPrefix(body, "200 #EXTM3U") || !strings.Contains(body, "0/stream.m3u8") {
+		t.Errorf("the master playlist asked for while the broadcast started: %s", body)
+	}
+	b.End(context.Background())
+
+	// A broadcast that ends before its first segment answers at once.
+	p.Begin(context.Background(), Options{PlaylistSegments: 3}).End(context.Background())
+	b = p.Begin(context.Background(), Options{PlaylistSegments: 3})
+	got = get()
+	waitBlocked(t, p, 1)
+	b.End(context.Background())
+	if body := <-got; !strings.HasPrefix(body, "404 the stream is offline") {
+		t.Errorf("waiting when the broadcast ended: %s", body)
+	}
+}
+
 func TestBlockingPlaylistReload(t *testing.T) {
 	p, _ := newPackager(t)
 	b := p.Begin(context.Background(), Options{PlaylistSegments: 3})
@@ -287,19 +343,9 @@ func TestBlockingPlaylistReload(t *testing.T) {
 	}
 
 	// The next segment: the answer waits for it, and lists it.
-	waitBlocked := func(n int32) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for p.blocked.Load() != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d reloads blocked, want %d", p.blocked.Load(), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	got := make(chan string, 1)
 	go func() { _, body := reload(msn(last + 1)); got <- body }()
-	waitBlocked(1)
+	waitBlocked(t, p, 1)
 	f.send(0, 1)
 	if body := <-got; !strings.Contains(body, fmt.Sprintf("seg-%d.ts", last+1)) {
 		t.Errorf("the blocked reload was answered without the segment it waited for:\n%s", body)
@@ -313,7 +359,7 @@ func TestBlockingPlaylistReload(t *testing.T) {
 
 	// The end of the broadcast answers a waiting reload with the closed playlist.
 	go func() { _, body := reload(msn(last + 2)); got <- body }()
-	waitBlocked(1)
+	waitBlocked(t, p, 1)
 	b.End(context.Background())
 	if body := <-got; !strings.Contains(body, "#EXT-X-ENDLIST") || strings.Contains(body, "SERVER-CONTROL") {
 		t.Errorf("a reload waiting when the broadcast ended:\n%s", body)

@@ -129,8 +129,10 @@ type Packager struct {
 	// changed is closed, and replaced, after every change to published:
 	// blocking playlist reloads wait on it.
 	changed atomic.Pointer[chan struct{}]
-	// blocked counts the playlist reloads waiting now.
+	// blocked counts the playlist requests waiting now.
 	blocked atomic.Int32
+	// onAir is set from Begin to End: playlists not out yet are coming.
+	onAir atomic.Bool
 	// renditions are the published master playlist's variants.
 	renditions atomic.Pointer[Renditions]
 	// wg counts every broadcast's publishers, stores and uploaders.
@@ -321,6 +323,7 @@ func (p *Packager) Begin(ctx context.Context, o Options) *Broadcast {
 		firstSeq: uint64(p.now().UnixMilli() / 100),
 	}
 	p.current = b
+	p.onAir.Store(true)
 	p.replacePublished(map[string]*memFile{})
 	p.setRenditions(nil)
 	return b
@@ -425,6 +428,7 @@ func (b *Broadcast) End(ctx context.Context) {
 		return
 	}
 	p.current = nil
+	p.onAir.Store(false)
 	for _, v := range b.variants {
 		if len(v.window) > 0 {
 			b.writePlaylist(v, true)
@@ -434,6 +438,7 @@ func (b *Broadcast) End(ctx context.Context) {
 		p.unpublish(MasterPlaylist)
 		p.setRenditions(nil)
 	}
+	p.wake() // requests waiting for a playlist that now never comes
 }
 
 // stop queues no more segments and lets the publishers return once they

@@ -135,8 +135,12 @@ func segmentBody(v, n int) []byte {
 func get(t *testing.T, p *Packager, name string) (int, []byte) {
 	t.Helper()
 	w := httptest.NewRecorder()
+	// A client already gone: a playlist that is not out yet answers at
+	// once instead of being waited for.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
 	// As mounted: the prefix /hls/ stripped.
-	http.StripPrefix("/hls/", p).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/hls/"+name, nil))
+	http.StripPrefix("/hls/", p).ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, "/hls/"+name, nil))
 	return w.Code, w.Body.Bytes()
 }
 
