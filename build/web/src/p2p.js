@@ -123,11 +123,13 @@ export const FIRST_HOLDER_WINDOW = 3600;
 const PEER_ID_PREFIX = '-PM0203-';
 const PEER_ID_SYMBOLS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
-// newPeerId returns this page's tracker peer id, 20 characters. A viewer
-// that does not upload (consume mode) gets one that sorts after every
-// uploader's, so it is first holder only among viewers like itself.
+// newPeerId returns this page's tracker peer id, 20 characters: the
+// library's prefix, a class, then random. Ids compare by class first: '0'
+// for peers that take every segment from the server themselves (the Go
+// peer of video/tracker/peer), '1' for viewers that upload, 'z' for those
+// that do not (consume mode), who are first holder only among their own.
 export function newPeerId(mode, random = Math.random) {
-  let id = PEER_ID_PREFIX + (mode === 'consume' ? 'z' : '0');
+  let id = PEER_ID_PREFIX + (mode === 'consume' ? 'z' : '1');
   while (id.length < 20) id += PEER_ID_SYMBOLS[Math.floor(random() * PEER_ID_SYMBOLS.length)];
   return id;
 }

@@ -91,10 +91,10 @@ describe('coreConfig', () => {
   const validate = async () => true;
 
   it('passes the swarm id unchanged and only our tracker', () => {
-    const c = p2p.coreConfig(settings, { tracker: 'ws://h/tracker', mode: 'share', peerId: '-PM0203-0abcdefghijk', validateP2PSegment: validate });
+    const c = p2p.coreConfig(settings, { tracker: 'ws://h/tracker', mode: 'share', peerId: '-PM0203-1abcdefghijk', validateP2PSegment: validate });
     assert.deepEqual(c, {
       announceTrackers: ['ws://h/tracker'],
-      trackerClientVersionPrefix: '-PM0203-0abcdefghijk',
+      trackerClientVersionPrefix: '-PM0203-1abcdefghijk',
       rtcConfig: { iceServers: [{ urls: 'stun:s' }] },
       swarmId: 'starling',
       highDemandTimeWindow: 3,
@@ -475,7 +475,7 @@ describe('newPeerId', () => {
     const consume = p2p.newPeerId('consume', () => 0);
     assert.equal(share.length, 20);
     assert.equal(consume.length, 20);
-    assert.match(share, /^-PM0203-0[A-Za-z0-9]{11}$/);
+    assert.match(share, /^-PM0203-1[A-Za-z0-9]{11}$/);
     assert.ok(share < consume, `${share} sorts after ${consume}`);
   });
 });

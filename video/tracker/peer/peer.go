@@ -152,9 +152,13 @@ func Dial(ctx context.Context, c Config) (*Peer, error) {
 	return p, nil
 }
 
-// newPeerID is generatePeerId of utils/peer.ts.
+// newPeerID is generatePeerId of utils/peer.ts, with the first character
+// after the prefix '0'. Viewer pages elect as first holder of a swarm the
+// peer with the lowest id, and give themselves ids that start '1' (or 'z'
+// when they do not upload; build/web/src/p2p.js newPeerId): a Go peer
+// takes its segments from the server itself, so it goes first.
 func newPeerID() string {
-	b := []byte(peerIDPrefix)
+	b := []byte(peerIDPrefix + "0")
 	for len(b) < 20 {
 		n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(peerIDSymbols))))
 		b = append(b, peerIDSymbols[n.Int64()])
