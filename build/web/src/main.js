@@ -57,6 +57,7 @@ const ui = {
   volume: $('ctl-volume'),
   live: $('ctl-live'),
   liveText: $('ctl-live-text'),
+  behind: $('ctl-behind'),
   quality: $('ctl-quality'),
   fullscreen: $('ctl-fullscreen'),
   nsfw: $('nsfw'),
@@ -284,24 +285,19 @@ video.addEventListener('playing', () => {
   ui.spinner.hidden = true;
 });
 
-// steerLatency keeps the player near hls.js's target latency by easing the
-// playback rate. A viewer more than a second behind (a stall, a paused
-// tab) catches up at 1.1x. A P2P viewer who is ahead of the target slows to 0.9x until it
-// is back: one who arrived while the playlist was still short starts
-// closer to the live edge than liveSyncDurationCount, where segments only
-// come over HTTP, and would otherwise never share. Audio keeps its pitch.
+// steerLatency keeps the player at hls.js's target latency by easing the
+// playback rate (page.steerRate); a player that fell too far behind jumps
+// back to it.
 function steerLatency() {
   if (!hls || video.paused) return;
   const target = hls.targetLatency;
   const off = hls.latency - target;
   if (!target || !Number.isFinite(off)) return;
-  let rate = video.playbackRate;
-  if (rate === 1) {
-    if (off > 1) rate = 1.1;
-    else if (off < -1 && playerMode !== 'off') rate = 0.9;
-  } else if ((rate > 1 && off <= 0) || (rate < 1 && off >= 0)) {
-    rate = 1;
+  if (off > page.JUMP_TO_LIVE_S && Number.isFinite(hls.liveSyncPosition)) {
+    video.currentTime = hls.liveSyncPosition;
+    return;
   }
+  const rate = page.steerRate({ off, rate: video.playbackRate, sharing: playerMode !== 'off' });
   if (rate !== video.playbackRate) video.playbackRate = rate;
 }
 video.addEventListener('timeupdate', steerLatency);
@@ -426,6 +422,7 @@ function renderControls() {
   const live = page.atLiveEdge({ latency: hls.latency, targetLatency: hls.targetLatency, paused });
   ui.live.classList.toggle('is-live', live);
   setText(ui.liveText, live ? 'Live' : 'Go to live');
+  setText(ui.behind, paused ? '' : page.behindLive(hls.latency));
   ui.live.setAttribute('aria-label', live ? 'Live: playing at the live edge' : 'Behind live: go to live');
 }
 

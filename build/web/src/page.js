@@ -36,6 +36,35 @@ export function atLiveEdge({ latency, targetLatency, paused }) {
   return latency - targetLatency <= LIVE_SLACK_S;
 }
 
+// Latency steering (main.js steerLatency). off is how far the player is
+// behind hls.js's target latency, seconds (negative: ahead of it).
+export const CATCH_UP_S = 1; // behind by more: 1.1x until back on target
+export const CATCH_UP_FAST_S = 2; // by more: 1.25x
+export const JUMP_TO_LIVE_S = 8; // by more: straight to the target
+
+// steerRate is the playback rate for off, given the rate now: a viewer
+// who fell back (a stall, a paused or hidden tab) catches up, faster the
+// further behind it is, and keeps catching up until back on target; from
+// the most a viewer can be behind without jumping (JUMP_TO_LIVE_S) that
+// takes 6 / 0.25 + 2 / 0.1 = 44 s. A sharing viewer ahead of the target
+// slows down: one who started while the playlist was short plays where
+// segments only come over HTTP. Audio keeps its pitch.
+export function steerRate({ off, rate, sharing }) {
+  if (!Number.isFinite(off)) return rate;
+  if (off > CATCH_UP_FAST_S) return 1.25;
+  if (off > CATCH_UP_S || (rate > 1 && off > 0)) return 1.1;
+  if (sharing && (off < -1 || (rate < 1 && off < 0))) return 0.9;
+  return 1;
+}
+
+// behindLive says how far behind the live edge the player is: hls.js's
+// latency (the playhead to the end of the newest listed segment), to a
+// tenth of a second below 10 s.
+export function behindLive(latency) {
+  if (!Number.isFinite(latency) || latency < 0) return '';
+  return latency < 10 ? `${latency.toFixed(1)} s behind` : `${Math.round(latency)} s behind`;
+}
+
 // socialLinks keeps the admin's social handles that are http(s) links.
 export function socialLinks(handles) {
   if (!Array.isArray(handles)) return [];

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { DOMParser } from 'linkedom';
 import { PAGE_TAGS, sanitizeHTML, sameOriginPath } from '../src/chat.js';
 import { EMOJI, customEmojiMap, emojiFile, replaceEmoji, splitEmoji } from '../src/emoji.js';
-import { actionColor, actionKind, actionURL, atLiveEdge, playerKey, qualityOptions, socialLinks } from '../src/page.js';
+import { actionColor, actionKind, actionURL, atLiveEdge, behindLive, playerKey, qualityOptions, socialLinks, steerRate } from '../src/page.js';
 
 const ORIGIN = 'https://live.example';
 
@@ -202,5 +202,52 @@ describe('page sanitiser', () => {
   it('accepts only paths of this origin as same-origin', () => {
     assert.equal(sameOriginPath('/img/emoji/a.png'), '/img/emoji/a.png');
     for (const bad of ['//x', '/\\x', 'http://x/', 'x', '', undefined]) assert.equal(sameOriginPath(bad), null);
+  });
+});
+
+describe('steerRate', () => {
+  const steer = (off, rate = 1, sharing = true) => steerRate({ off, rate, sharing });
+
+  it('catches up faster the further behind, until back on target', () => {
+    assert.equal(steer(0.5), 1, 'jitter is left alone');
+    assert.equal(steer(1.5), 1.1);
+    assert.equal(steer(5), 1.25);
+    assert.equal(steer(1.5, 1.25), 1.1, 'closer: slower');
+    assert.equal(steer(0.5, 1.1), 1.1, 'keeps catching up while behind');
+    assert.equal(steer(-0.1, 1.1), 1, 'on target: normal speed');
+  });
+
+  it('slows a sharing viewer who is ahead, and only a sharing one', () => {
+    assert.equal(steer(-1.5), 0.9);
+    assert.equal(steer(-0.5, 0.9), 0.9, 'keeps slowing while ahead');
+    assert.equal(steer(0.1, 0.9), 1);
+    assert.equal(steer(-1.5, 1, false), 1);
+  });
+
+  it('converges from the furthest it steers within a minute', () => {
+    // Simulated in 0.25 s steps of playback time.
+    let off = 8;
+    let rate = 1;
+    let t = 0;
+    while (off > 0 && t < 600) {
+      rate = steer(off, rate);
+      off -= (rate - 1) * 0.25;
+      t += 0.25;
+    }
+    assert.ok(t <= 60, `took ${t} s`);
+    assert.equal(steer(off, rate), 1);
+  });
+
+  it('leaves the rate alone without a figure', () => {
+    assert.equal(steer(NaN, 1.1), 1.1);
+  });
+});
+
+describe('behindLive', () => {
+  it('reads how far behind, to a tenth below 10 s', () => {
+    assert.equal(behindLive(3.24), '3.2 s behind');
+    assert.equal(behindLive(12.6), '13 s behind');
+    assert.equal(behindLive(NaN), '');
+    assert.equal(behindLive(-1), '');
   });
 });
