@@ -291,19 +291,23 @@ func TestVideoSettings(t *testing.T) {
 		t.Errorf("libx264: %d %s", code, b)
 	}
 
-	// Level 0: one-second segments from the next broadcast on.
+	// Level 3: two-second segments from the next broadcast on, and pages
+	// told to stay four behind live.
 	s.setVariants(testVariant)
-	if code, b := s.admin(http.MethodPost, "/api/admin/config/video/streamlatencylevel", map[string]any{"value": 0}); code != http.StatusOK {
+	if code, b := s.admin(http.MethodPost, "/api/admin/config/video/streamlatencylevel", map[string]any{"value": 3}); code != http.StatusOK {
 		t.Fatalf("latency level: %d %s", code, b)
 	}
-	if _, b := s.admin(http.MethodGet, "/api/admin/serverconfig", nil); !bytes.Contains(b, []byte(`"latencyLevel":0,"segmentSeconds":1,"playlistSegments":25`)) {
-		t.Errorf("serverconfig after level 0: %s", b)
+	if _, b := s.admin(http.MethodGet, "/api/admin/serverconfig", nil); !bytes.Contains(b, []byte(`"latencyLevel":3,"segmentSeconds":2,"playlistSegments":10`)) {
+		t.Errorf("serverconfig after level 3: %s", b)
+	}
+	if _, b := s.get("/api/config"); !bytes.Contains(b, []byte(`"highDemandTimeWindow":3,"liveSyncDurationCount":4`)) {
+		t.Errorf("/api/config after level 3: %s", b)
 	}
 	publish(t, s.RTMPURL+"/"+testStreamKey)
 	pl := s.waitSegments("/hls/0/stream.m3u8", 3)
 	for _, seg := range pl.GetAllSegments() {
-		if seg.Duration > 1.5 {
-			t.Errorf("a segment of %.2f s at latency level 0 (1 s segments)", seg.Duration)
+		if seg.Duration < 1.5 || seg.Duration > 2.5 {
+			t.Errorf("a segment of %.2f s at latency level 3 (2 s segments)", seg.Duration)
 		}
 	}
 }

@@ -180,7 +180,7 @@ func (h *Handlers) ServerConfig(w http.ResponseWriter, r *http.Request) {
 		StreamKeys: h.deps.Keys.StreamKeys(),
 		VideoSettings: videoSettings{
 			VideoQualityVariants: s.Video.Variants,
-			LatencyLevel:         s.Video.LatencyLevel(),
+			LatencyLevel:         s.LatencyLevel(),
 			SegmentSeconds:       s.Video.SegmentSeconds,
 			PlaylistSegments:     s.Video.PlaylistSegments,
 		},

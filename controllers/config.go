@@ -77,8 +77,7 @@ func (h *Handlers) ConfigSetters() []Setter {
 		{"video/streamoutputvariants", h.SetVideoVariants},
 		{"video/codec", h.SetVideoCodec},
 		{"video/streamlatencylevel", setting(h, func(s *core.Settings, level latencyLevel) {
-			l := core.LatencyLevels[level]
-			s.Video.SegmentSeconds, s.Video.PlaylistSegments = l.SegmentSeconds, l.PlaylistSegments
+			core.LatencyLevels[level].Apply(s)
 		})},
 		{"video/segments", setting(h, func(s *core.Settings, v segmentsValue) {
 			s.Video.SegmentSeconds, s.Video.PlaylistSegments = v.SegmentSeconds, v.PlaylistSegments

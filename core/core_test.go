@@ -68,7 +68,7 @@ func TestSettingsUpdateValidatesAndPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ss2.Get(); got.StreamTitle != "Hello" || got.Video.SegmentSeconds != 2 {
+	if got := ss2.Get(); got.StreamTitle != "Hello" || got.Video.SegmentSeconds != 1 {
 		t.Errorf("settings after reload: %+v", got)
 	}
 }

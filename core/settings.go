@@ -194,14 +194,50 @@ type VideoSettings struct {
 // which of them work depends on the ffmpeg build and the hardware.
 var H264Encoders = []string{"libx264", "h264_nvenc", "h264_qsv", "h264_vaapi", "h264_videotoolbox", "h264_v4l2m2m", "h264_omx"}
 
-// LatencyLevels are Owncast's stream latency levels, lowest latency
-// first, as segment length and playlist length.
-var LatencyLevels = [...]struct{ SegmentSeconds, PlaylistSegments int }{{1, 25}, {2, 15}, {3, 10}, {4, 8}, {5, 5}}
+// LatencyLevel is one of Owncast's stream latency levels as a measured
+// preset: the segment length and playlist length, and how far behind the
+// live edge players stay and how close to the playhead they stop waiting
+// for peers. Their latency and offload are in docs/benchmarks.md.
+type LatencyLevel struct {
+	Name                  string
+	SegmentSeconds        int
+	PlaylistSegments      int
+	LiveSyncDurationCount int
+	HighDemandTimeWindow  float64
+}
 
-// LatencyLevel is the level nearest the segment length.
-func (v VideoSettings) LatencyLevel() int {
+// LatencyLevels are the presets, lowest latency first. Below three
+// segments behind live there is no time left to take a segment from a
+// peer before it is needed; beyond, the extra seconds are slack for
+// viewers on slow or lossy links.
+var LatencyLevels = [...]LatencyLevel{
+	{"lowest latency, little sharing", 1, 10, 2, 1},
+	{"low latency (the default)", 1, 10, 3, 1},
+	{"balanced", 2, 10, 3, 1},
+	{"more buffer", 2, 10, 4, 3},
+	{"most buffer", 4, 8, 4, 4},
+}
+
+// DefaultLatencyLevel is the preset new servers start with.
+const DefaultLatencyLevel = 1
+
+// Apply sets s to the preset l.
+func (l LatencyLevel) Apply(s *Settings) {
+	s.Video.SegmentSeconds, s.Video.PlaylistSegments = l.SegmentSeconds, l.PlaylistSegments
+	s.P2P.LiveSyncDurationCount, s.P2P.HighDemandTimeWindow = l.LiveSyncDurationCount, l.HighDemandTimeWindow
+}
+
+// LatencyLevel is the preset s follows, or, when its values were set one
+// by one, the first with its segment length or longer.
+func (s Settings) LatencyLevel() int {
 	for i, l := range LatencyLevels {
-		if v.SegmentSeconds <= l.SegmentSeconds {
+		if l.SegmentSeconds == s.Video.SegmentSeconds && l.LiveSyncDurationCount == s.P2P.LiveSyncDurationCount &&
+			l.HighDemandTimeWindow == s.P2P.HighDemandTimeWindow {
+			return i
+		}
+	}
+	for i, l := range LatencyLevels {
+		if s.Video.SegmentSeconds <= l.SegmentSeconds {
 			return i
 		}
 	}
@@ -295,16 +331,15 @@ func (v VideoSettings) Validate() error {
 }
 
 // DefaultSettings serve a new user well on a small machine: one 720p
-// variant that a two-core box encodes with room to spare, and 2 s
-// segments, short enough for a first picture within seconds of going live.
+// variant that a two-core box encodes with room to spare, and the low
+// latency preset: about 3 s from camera to screen with the viewers still
+// carrying most of the stream.
 func DefaultSettings() Settings {
-	return Settings{
+	s := Settings{
 		Name:    "Starling",
 		Summary: "A live stream, carried by its viewers.",
 		Video: VideoSettings{
-			Codec:            "libx264",
-			SegmentSeconds:   2,
-			PlaylistSegments: 10,
+			Codec: "libx264",
 			Variants: []Variant{{
 				Name:             "720p",
 				AudioPassthrough: true,
@@ -315,13 +350,9 @@ func DefaultSettings() Settings {
 				CPUUsageLevel:    2,
 			}},
 		},
-		// The windows are tuned together with the segment length: measured
-		// offload and latency are in docs/benchmarks.md.
 		P2P: P2PSettings{
 			Enabled:                   true,
 			ICEServers:                []ICEServer{},
-			HighDemandTimeWindow:      3,
-			LiveSyncDurationCount:     4,
 			SimultaneousHTTPDownloads: 2,
 		},
 		Chat: ChatSettings{
@@ -346,6 +377,8 @@ func DefaultSettings() Settings {
 			Discord: DiscordSettings{GoLiveMessage: "I've gone live!"},
 		},
 	}
+	LatencyLevels[DefaultLatencyLevel].Apply(&s)
+	return s
 }
 
 func (s *Settings) clone() *Settings {

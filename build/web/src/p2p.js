@@ -13,8 +13,8 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 // closer to the playhead always come over HTTP (shared/notes/p2p.md §2.4).
 export const P2P_DEFAULTS = Object.freeze({
   trackerPath: '/tracker',
-  highDemandTimeWindow: 3, // seconds
-  liveSyncDurationCount: 4, // segments behind the live edge
+  highDemandTimeWindow: 1, // seconds
+  liveSyncDurationCount: 3, // segments behind the live edge
   simultaneousHttpDownloads: 2,
   httpDownloadInitialTimeoutMs: 0,
 });

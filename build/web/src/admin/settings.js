@@ -146,12 +146,14 @@ function StreamKeys({ keys }) {
   </div>`;
 }
 
+// core.LatencyLevels; the latencies and offloads measured for each are in
+// the README.
 const LATENCY = [
-  { value: 0, label: '0: lowest latency (1 s segments)' },
-  { value: 1, label: '1: low (2 s)' },
-  { value: 2, label: '2: balanced (3 s)' },
-  { value: 3, label: '3: more buffer (4 s)' },
-  { value: 4, label: '4: most buffer (5 s)' },
+  { value: 0, label: '0: lowest latency, little sharing (1 s segments, 2 behind live)' },
+  { value: 1, label: '1: low latency, the default (1 s segments, 3 behind live)' },
+  { value: 2, label: '2: balanced (2 s segments, 3 behind live)' },
+  { value: 3, label: '3: more buffer (2 s segments, 4 behind live)' },
+  { value: 4, label: '4: most buffer (4 s segments, 4 behind live)' },
 ];
 
 function AdminPassword() {
