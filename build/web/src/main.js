@@ -98,12 +98,14 @@ const HlsWithP2P = HlsJsP2PEngine.injectMixin(Hls);
 const stats = new p2p.PlaybackStats();
 const prefs = p2p.storageOr(() => localStorage);
 const viewer = p2p.viewerId(p2p.storageOr(() => sessionStorage));
-// One tracker peer id for the page's life: p2p-media-loader keeps the first
-// id it used for a stream anyway.
-const peerId = p2p.newPeerId(p2p.shareMode(prefs, navigator.connection));
+
 // Integrity tests only: ?p2pTamper=1 corrupts every segment this page uploads
 // (src/tamper.js).
 const tamper = new URLSearchParams(location.search).get('p2pTamper') === '1';
+// One tracker peer id for the page's life: p2p-media-loader keeps the first
+// id it used for a stream anyway. A tampering page goes first, or no one
+// would take its segments.
+const peerId = p2p.newPeerId(tamper ? 'seed' : p2p.shareMode(prefs, navigator.connection));
 let playerId = 0;
 let playerMode = null; // p2p.shareMode() of the current hls.js player, 'off' without P2P
 let statsTimer = 0;

@@ -123,13 +123,15 @@ export const FIRST_HOLDER_WINDOW = 3600;
 const PEER_ID_PREFIX = '-PM0203-';
 const PEER_ID_SYMBOLS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
-// newPeerId returns this page's tracker peer id, 20 characters: the
-// library's prefix, a class, then random. Ids compare by class first: '0'
-// for peers that take every segment from the server themselves (the Go
-// peer of video/tracker/peer), '1' for viewers that upload, 'z' for those
-// that do not (consume mode), who are first holder only among their own.
-export function newPeerId(mode, random = Math.random) {
-  let id = PEER_ID_PREFIX + (mode === 'consume' ? 'z' : '1');
+// newPeerId returns a tracker peer id, 20 characters: the library's
+// prefix, a class, then random. Ids compare by class first, so the first
+// holder is a peer of the first class present: '0' for 'seed', a peer that
+// means to take every segment from the server itself (the Go peer of
+// video/tracker/peer, the tampering page of the integrity tests); '1' for
+// 'share', a viewer that uploads; 'z' for 'consume', one that does not,
+// first holder only among its own kind.
+export function newPeerId(kind, random = Math.random) {
+  let id = PEER_ID_PREFIX + ({ seed: '0', consume: 'z' }[kind] || '1');
   while (id.length < 20) id += PEER_ID_SYMBOLS[Math.floor(random() * PEER_ID_SYMBOLS.length)];
   return id;
 }

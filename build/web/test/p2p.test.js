@@ -470,12 +470,13 @@ describe('TamperingSegmentStorage', () => {
 });
 
 describe('newPeerId', () => {
-  it('is 20 characters with the library prefix, uploaders before consumers', () => {
+  it('is 20 characters with the library prefix, seeds before uploaders before consumers', () => {
+    const seed = p2p.newPeerId('seed', () => 0.999);
     const share = p2p.newPeerId('share', () => 0.999);
     const consume = p2p.newPeerId('consume', () => 0);
-    assert.equal(share.length, 20);
-    assert.equal(consume.length, 20);
+    for (const id of [seed, share, consume]) assert.equal(id.length, 20);
     assert.match(share, /^-PM0203-1[A-Za-z0-9]{11}$/);
+    assert.ok(seed < share, `${seed} sorts after ${share}`);
     assert.ok(share < consume, `${share} sorts after ${consume}`);
   });
 });
