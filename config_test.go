@@ -303,11 +303,12 @@ func TestVideoSettings(t *testing.T) {
 	if _, b := s.get("/api/config"); !bytes.Contains(b, []byte(`"highDemandTimeWindow":3,"liveSyncDurationCount":4`)) {
 		t.Errorf("/api/config after level 3: %s", b)
 	}
+	// A run's first four segments are short, for a quick first picture.
 	publish(t, s.RTMPURL+"/"+testStreamKey)
-	pl := s.waitSegments("/hls/0/stream.m3u8", 3)
-	for _, seg := range pl.GetAllSegments() {
-		if seg.Duration < 1.5 || seg.Duration > 2.5 {
-			t.Errorf("a segment of %.2f s at latency level 3 (2 s segments)", seg.Duration)
+	pl := s.waitSegments("/hls/0/stream.m3u8", 6)
+	for i, seg := range pl.GetAllSegments() {
+		if short := i < 4; short && (seg.Duration < 0.2 || seg.Duration > 0.45) || !short && (seg.Duration < 1.5 || seg.Duration > 2.5) {
+			t.Errorf("segment %d lasts %.2f s at latency level 3 (2 s segments, the first four 0.3 s)", i, seg.Duration)
 		}
 	}
 }

@@ -317,8 +317,9 @@ func (p *Packager) Begin(ctx context.Context, o Options) *Broadcast {
 		opts: o,
 		sink: p.sink,
 		// Media sequence numbers start at the broadcast's start time in
-		// tenths of a second. Segments last at least a second, so numbers
-		// never repeat across broadcasts or restarts: segment URLs stay
+		// tenths of a second. Segments last longer than that (the
+		// shortest, a run's first ones, 0.3 s), so numbers never repeat
+		// across broadcasts or restarts: segment URLs stay
 		// unique for immutable caching, and so do P2P segment ids.
 		firstSeq: uint64(p.now().UnixMilli() / 100),
 	}

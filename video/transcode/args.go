@@ -67,6 +67,23 @@ const ThumbnailName = "thumbnail.jpg"
 // announce each new segment once.
 const ffmpegPlaylistSize = 4
 
+// firstSegmentSeconds is the length of the first ffmpegPlaylistSize
+// segments of a run (ffmpeg's -hls_init_time): a viewer waiting for the
+// stream sees a picture once the first of them is out, not a whole
+// segment length after the first frame. Transcoded variants get their key
+// frames there (keyFrames); a passthrough variant is cut at the
+// publisher's.
+const firstSegmentSeconds = 0.3
+
+// keyFrames is the -force_key_frames expression for segments of seconds:
+// a key frame at the start of every segment, the short first ones
+// included. ffmpeg counts forced key frames in n_forced, the first at 0.
+func keyFrames(seconds int) string {
+	short := float64(ffmpegPlaylistSize) * firstSegmentSeconds
+	return fmt.Sprintf("expr:if(lt(n_forced,%d),gte(t,n_forced*%g),gte(t,%g+(n_forced-%d)*%d))",
+		ffmpegPlaylistSize+1, firstSegmentSeconds, short, ffmpegPlaylistSize, seconds)
+}
+
 // Args returns ffmpeg's arguments for j, program name excluded. ffmpeg reads
 // FLV on standard input and writes its progress report to standard output
 // (the output goes over HTTP, so nothing else does): -nostats silences the
@@ -101,6 +118,7 @@ func Args(j Job) []string {
 		"-max_muxing_queue_size", "1024",
 		"-f", "hls",
 		"-hls_time", strconv.Itoa(j.SegmentSeconds),
+		"-hls_init_time", strconv.FormatFloat(firstSegmentSeconds, 'g', -1, 64),
 		"-hls_list_size", strconv.Itoa(ffmpegPlaylistSize),
 		"-hls_segment_type", "mpegts",
 		"-hls_flags", "program_date_time+independent_segments",
@@ -213,7 +231,8 @@ func videoArgs(i int, v Variant, j Job) []string {
 		return []string{"-map", "0:v:0", "-c" + s, "copy", "-b" + s, kbps(orDefault(j.SourceVideoKbps, unknownVideoKbps))}
 	}
 	// One key frame per segment, at its start: segments cut exactly at
-	// SegmentSeconds and every one can be decoded on its own.
+	// SegmentSeconds (the first ones shorter, keyFrames) and every one can
+	// be decoded on its own.
 	gop := strconv.Itoa(v.Framerate * j.SegmentSeconds)
 	codec := j.codec()
 	a := []string{"-map", fmt.Sprintf("[v%d]", i), "-c" + s, codec}
@@ -239,6 +258,7 @@ func videoArgs(i int, v Variant, j Job) []string {
 		"-bufsize"+s, kbps(v.VideoBitrate*2),
 		"-g"+s, gop,
 		"-keyint_min"+s, gop,
+		"-force_key_frames"+s, keyFrames(j.SegmentSeconds),
 	)
 	if codec == "libx264" {
 		a = append(a, "-sc_threshold"+s, "0")
