@@ -357,3 +357,71 @@ func TestViewerPageP2PToggleKeepsPlaying(t *testing.T) {
 	}
 	b.checkProblems()
 }
+
+// TestViewerCatchesUpWithLive: a viewer held back (here by pausing)
+// speeds up until it is back at the target latency, or, held back too far,
+// jumps straight back; the control bar says how far behind it is.
+func TestViewerCatchesUpWithLive(t *testing.T) {
+	s := startServer(t)
+	publish(t, s.RTMPURL+"/"+testStreamKey)
+	s.waitSegments("/hls/0/stream.m3u8", 2)
+	b := newBrowser(t)
+	b.play(s, "")
+
+	type state struct {
+		Off, MaxRate float64
+		Seeks        int
+		Behind       string
+	}
+	read := func() state {
+		var st state
+		b.eval(`(() => { const h = window.starling.hls, v = document.querySelector('video');
+			return {off: h.latency - h.targetLatency, maxRate: window.__maxRate || 1, seeks: window.__seeks || 0,
+				behind: document.getElementById('ctl-behind').textContent}; })()`, &st)
+		return st
+	}
+	onTarget := func(what string) state {
+		t.Helper()
+		var st state
+		testrig.Eventually(t, 90*time.Second, what, func() (bool, string) {
+			st = read()
+			return st.Off > -1 && st.Off < 1, fmt.Sprintf("%+v", st)
+		})
+		return st
+	}
+	// holdBack pauses the player until it is more than behind seconds
+	// behind its target, then plays on, counting seeks and the fastest
+	// rate from then on.
+	holdBack := func(behind float64) {
+		t.Helper()
+		b.eval(`document.querySelector('video').pause()`, nil)
+		testrig.Eventually(t, 60*time.Second, fmt.Sprintf("the paused player %g s behind", behind), func() (bool, string) {
+			st := read()
+			return st.Off > behind, fmt.Sprintf("%+v", st)
+		})
+		b.eval(`(() => { const v = document.querySelector('video');
+			window.__maxRate = 1; window.__seeks = 0;
+			clearInterval(window.__rates);
+			window.__rates = setInterval(() => { window.__maxRate = Math.max(window.__maxRate, v.playbackRate); }, 100);
+			v.onseeking = () => { window.__seeks++; };
+			v.play(); })()`, nil)
+	}
+
+	st := onTarget("the player at its target latency")
+	if !strings.HasSuffix(st.Behind, " s behind") {
+		t.Errorf("the control bar says %q, want how far behind live the player is", st.Behind)
+	}
+
+	holdBack(4)
+	st = onTarget("the player caught up with its target")
+	if st.MaxRate <= 1 || st.Seeks > 0 {
+		t.Errorf("4 s behind: %+v, want a catch-up at a higher rate and no jump", st)
+	}
+
+	holdBack(9)
+	st = onTarget("the player back at its target")
+	if st.Seeks == 0 {
+		t.Errorf("9 s behind: %+v, want a jump back", st)
+	}
+	b.checkProblems()
+}
