@@ -264,13 +264,16 @@ func Children(pid int) map[int]string {
 }
 
 // Publish starts ffmpeg sending a synthetic stream of the given size
-// (such as 1280x720) at 30 fps to url, as OBS would with the README's
-// settings: x264 veryfast, 3 Mbit/s, a key frame every 2 s, AAC 128k.
+// (such as 1280x720) at 30 fps to url, as OBS does with the README's
+// settings: x264 veryfast with OBS's default tuning (none: B-frames and
+// look-ahead, so frames leave the encoder about 13 frames late, where
+// -tune zerolatency would send each at once), 3 Mbit/s, a key frame every
+// second, AAC 128k.
 func Publish(url, size string) (*exec.Cmd, error) {
 	pub := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "60", "-b:v", "3000k", "-pix_fmt", "yuv420p",
+		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-b:v", "3000k", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-b:a", "128k", "-f", "flv", url)
 	pub.Stderr = os.Stderr
 	return pub, pub.Start()

@@ -1,6 +1,9 @@
 // Command pipeline measures the live pipeline on this machine, as medians
 // of several runs:
 //
+//   - the first picture: seconds from the publisher's launch to the first
+//     frame presented by a viewer page that was open, waiting for the
+//     stream, in headless Chromium;
 //   - seconds from publish to the first playable segment (the master
 //     playlist, a media playlist and its first segment all served), from
 //     the publisher's launch and from the moment /api/status says online;
@@ -9,23 +12,24 @@
 //
 // It builds Starling, starts it on loopback with a fresh data directory and
 // default settings, and publishes a synthetic 1280x720 30 fps stream with
-// ffmpeg (x264 veryfast, 2 s key frames: what OBS sends with the README's
-// settings).
+// ffmpeg as OBS does (benchkit.Publish: x264 veryfast without
+// zerolatency tuning, 1 s key frames).
 //
 //	go run ./build/bench/pipeline -runs 5 -window 30s
 package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/starling-live/starling/build/benchkit"
 )
 
@@ -41,6 +45,7 @@ func main() {
 }
 
 type result struct {
+	picture                time.Duration // launch to the page's first frame
 	fromLaunch, fromOnline time.Duration
 	cpu                    float64 // share of one core
 	rssMedian, rssPeak     int64   // bytes
@@ -58,8 +63,8 @@ func run(runs int, window time.Duration, size string) error {
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i, err)
 		}
-		fmt.Printf("run %d: first segment %.2f s after launch, %.2f s after online; server CPU %.2f%% of a core, RSS median %.1f MB, peak %.1f MB\n",
-			i, r.fromLaunch.Seconds(), r.fromOnline.Seconds(), r.cpu*100, benchkit.MB(r.rssMedian), benchkit.MB(r.rssPeak))
+		fmt.Printf("run %d: first picture %.2f s after launch; first segment %.2f s after launch, %.2f s after online; server CPU %.2f%% of a core, RSS median %.1f MB, peak %.1f MB\n",
+			i, r.picture.Seconds(), r.fromLaunch.Seconds(), r.fromOnline.Seconds(), r.cpu*100, benchkit.MB(r.rssMedian), benchkit.MB(r.rssPeak))
 		results = append(results, r)
 	}
 	med := func(f func(result) float64) float64 {
@@ -70,9 +75,10 @@ func run(runs int, window time.Duration, size string) error {
 		return benchkit.Median(v)
 	}
 	fmt.Printf("\nmedians of %d runs (%s publisher, %s window):\n", runs, size, window)
-	fmt.Printf("| publish → first playable segment (from launch) | (from online) | server CPU, share of one core | server RSS median | server RSS peak |\n")
-	fmt.Printf("|---|---|---|---|---|\n")
-	fmt.Printf("| %.2f s | %.2f s | %.2f%% | %.1f MB | %.1f MB |\n",
+	fmt.Printf("| publish → first picture in a waiting page | publish → first playable segment (from launch) | (from online) | server CPU, share of one core | server RSS median | server RSS peak |\n")
+	fmt.Printf("|---|---|---|---|---|---|\n")
+	fmt.Printf("| %.2f s | %.2f s | %.2f s | %.2f%% | %.1f MB | %.1f MB |\n",
+		med(func(r result) float64 { return r.picture.Seconds() }),
 		med(func(r result) float64 { return r.fromLaunch.Seconds() }),
 		med(func(r result) float64 { return r.fromOnline.Seconds() }),
 		med(func(r result) float64 { return r.cpu * 100 }),
@@ -89,14 +95,15 @@ func once(bin, dir string, window time.Duration, size string) (result, error) {
 	}
 	defer srv.Stop()
 
-	pub := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
-		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "60", "-b:v", "3000k", "-pix_fmt", "yuv420p",
-		"-c:a", "aac", "-b:a", "128k", "-f", "flv", srv.RTMP+"/"+benchkit.StreamKey)
-	pub.Stderr = os.Stderr
+	page, closePage, err := waitingPage(dir, srv.Web+"/")
+	if err != nil {
+		return r, err
+	}
+	defer closePage()
+
 	launched := time.Now()
-	if err := pub.Start(); err != nil {
+	pub, err := benchkit.Publish(srv.RTMP+"/"+benchkit.StreamKey, size)
+	if err != nil {
 		return r, err
 	}
 	defer func() {
@@ -106,22 +113,31 @@ func once(bin, dir string, window time.Duration, size string) (result, error) {
 
 	var online time.Time
 	deadline := launched.Add(30 * time.Second)
-	for {
+	for r.picture == 0 || r.fromLaunch == 0 {
 		if time.Now().After(deadline) {
-			return r, fmt.Errorf("no playable segment within 30 s")
+			return r, fmt.Errorf("no picture within 30 s (first segment after %s)", r.fromLaunch)
 		}
 		if online.IsZero() {
 			if b, ok := srv.Get("/api/status", false); ok && bytes.Contains(b, []byte(`"online":true`)) {
 				online = time.Now()
 			}
 		}
-		if playable(srv) {
+		if r.fromLaunch == 0 && playable(srv) {
 			r.fromLaunch = time.Since(launched)
 			r.fromOnline = time.Since(online)
-			break
+		}
+		if r.picture == 0 {
+			var shown float64 // epoch ms
+			if err := chromedp.Run(page, chromedp.Evaluate(`window.benchFirstFrame`, &shown)); err != nil {
+				return r, err
+			}
+			if shown > 0 {
+				r.picture = time.UnixMilli(int64(shown)).Sub(launched)
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	closePage() // the figures below are the server's with no viewers
 
 	// Let start-up settle, then sample the server process alone.
 	time.Sleep(3 * time.Second)
@@ -168,4 +184,31 @@ func firstURI(playlist []byte) string {
 		}
 	}
 	return ""
+}
+
+// waitingPage opens the viewer page in a headless Chromium, the stream
+// still offline, and notes when it presents its first frame: the epoch
+// milliseconds at which the compositor showed it, in window.benchFirstFrame.
+func waitingPage(dir, url string) (context.Context, func(), error) {
+	actx, stopBrowser, err := benchkit.Chromium(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := chromedp.NewContext(actx)
+	stop := func() { cancel(); stopBrowser() }
+	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer tcancel()
+	err = chromedp.Run(tctx, chromedp.Navigate(url), chromedp.Evaluate(`(() => {
+		window.benchFirstFrame = 0;
+		const v = document.querySelector('video');
+		v.requestVideoFrameCallback((now, meta) => {
+			window.benchFirstFrame = performance.timeOrigin + meta.expectedDisplayTime;
+		});
+		return true;
+	})()`, nil))
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return ctx, stop, nil
 }

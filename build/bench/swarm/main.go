@@ -87,13 +87,9 @@ func run(ns []int, window, warmup time.Duration, tu tuning, tabs bool) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		return fmt.Errorf("chromium is needed: %w", err)
-	}
 	var results []result
 	for _, n := range ns {
-		r, err := once(bin, tmp, chromium, n, window, warmup, tu, tabs)
+		r, err := once(bin, tmp, n, window, warmup, tu, tabs)
 		if err != nil {
 			return fmt.Errorf("%d viewers: %w", n, err)
 		}
@@ -184,22 +180,6 @@ type viewer struct {
 	cancel func()
 }
 
-// newBrowser starts a headless Chromium; its context's cancel stops it.
-func newBrowser(chromium, dir string) (context.Context, func(), error) {
-	userDir, err := os.MkdirTemp(dir, "chromium-")
-	if err != nil {
-		return nil, nil, err
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(userDir))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	return actx, cancelAlloc, nil
-}
-
 // openViewer opens the page in the browser behind parent: in the browser's
 // first tab, or with window set in a new window of it (a background tab
 // would be throttled).
@@ -272,7 +252,7 @@ func (v *viewer) playing() bool {
 	return t > 1
 }
 
-func once(bin, dir, chromium string, n int, window, warmup time.Duration, tu tuning, tabs bool) (result, error) {
+func once(bin, dir string, n int, window, warmup time.Duration, tu tuning, tabs bool) (result, error) {
 	r := result{viewers: n}
 	srv, err := benchkit.Start(bin, dir)
 	if err != nil {
@@ -353,7 +333,7 @@ func once(bin, dir, chromium string, n int, window, warmup time.Duration, tu tun
 	for i := range n {
 		parent := shared
 		if parent == nil {
-			ctx, stop, err := newBrowser(chromium, dir)
+			ctx, stop, err := benchkit.Chromium(dir)
 			if err != nil {
 				return r, err
 			}
