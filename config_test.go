@@ -307,8 +307,8 @@ func TestVideoSettings(t *testing.T) {
 	publish(t, s.RTMPURL+"/"+testStreamKey)
 	pl := s.waitSegments("/hls/0/stream.m3u8", 6)
 	for i, seg := range pl.GetAllSegments() {
-		if short := i < 4; short && (seg.Duration < 0.2 || seg.Duration > 0.45) || !short && (seg.Duration < 1.5 || seg.Duration > 2.5) {
-			t.Errorf("segment %d lasts %.2f s at latency level 3 (2 s segments, the first four 0.3 s)", i, seg.Duration)
+		if short := i < 4; short && (seg.Duration < 0.05 || seg.Duration > 0.25) || !short && (seg.Duration < 1.5 || seg.Duration > 2.5) {
+			t.Errorf("segment %d lasts %.2f s at latency level 3 (2 s segments, the first four 0.1 s)", i, seg.Duration)
 		}
 	}
 }

@@ -317,11 +317,12 @@ func (p *Packager) Begin(ctx context.Context, o Options) *Broadcast {
 		opts: o,
 		sink: p.sink,
 		// Media sequence numbers start at the broadcast's start time in
-		// tenths of a second. Segments last longer than that (the
-		// shortest, a run's first ones, 0.3 s), so numbers never repeat
-		// across broadcasts or restarts: segment URLs stay
-		// unique for immutable caching, and so do P2P segment ids.
-		firstSeq: uint64(p.now().UnixMilli() / 100),
+		// hundredths of a second. Segments last longer than that (the
+		// shortest, a run's first ones, 0.1 s), so numbers never repeat
+		// across broadcasts or restarts: segment URLs stay unique for
+		// immutable caching, and so do P2P segment ids. (2^53, where a
+		// page's numbers lose precision, is 2.8 million years away.)
+		firstSeq: uint64(p.now().UnixMilli() / 10),
 	}
 	p.current = b
 	p.onAir.Store(true)

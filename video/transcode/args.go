@@ -69,11 +69,11 @@ const ffmpegPlaylistSize = 4
 
 // firstSegmentSeconds is the length of the first ffmpegPlaylistSize
 // segments of a run (ffmpeg's -hls_init_time): a viewer waiting for the
-// stream sees a picture once the first of them is out, not a whole
-// segment length after the first frame. Transcoded variants get their key
+// stream sees a picture once the first of them is out, three frames in,
+// not a whole segment length after the first frame. Transcoded variants get their key
 // frames there (keyFrames); a passthrough variant is cut at the
 // publisher's.
-const firstSegmentSeconds = 0.3
+const firstSegmentSeconds = 0.1
 
 // keyFrames is the -force_key_frames expression for segments of seconds:
 // a key frame at the start of every segment, the short first ones
@@ -100,7 +100,10 @@ func Args(j Job) []string {
 		// Only the still is decoded: key frames are enough.
 		a = append(a, "-skip_frame", "nokey")
 	}
-	a = append(a, "-f", "flv", "-i", "pipe:0")
+	// ffmpeg would read frames for most of a second of a live input to
+	// estimate its frame rate before starting; transcoded variants set
+	// their own (the fps filter) and passthrough copies the timestamps.
+	a = append(a, "-fpsprobesize", "0", "-f", "flv", "-i", "pipe:0")
 	if fc := filterComplex(j); fc != "" {
 		a = append(a, "-filter_complex", fc)
 	}

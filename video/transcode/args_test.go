@@ -23,12 +23,12 @@ func TestArgsGolden(t *testing.T) {
 		{
 			name: "default transcode with audio passthrough",
 			job:  Job{Variants: def, SegmentSeconds: 2, HasAudio: true, OutputURL: out},
-			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -fpsprobesize 0 -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]scale=-2:'trunc(min(720,ih)/2)*2',fps=30,format=yuv420p[v0]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 veryfast -tune:v:0 zerolatency -profile:v:0 high" +
-				" -b:v:0 2500k -maxrate:v:0 2750k -bufsize:v:0 5000k -g:v:0 60 -keyint_min:v:0 60 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.3),gte(t,1.2+(n_forced-4)*2)) -sc_threshold:v:0 0" +
+				" -b:v:0 2500k -maxrate:v:0 2750k -bufsize:v:0 5000k -g:v:0 60 -keyint_min:v:0 60 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*2)) -sc_threshold:v:0 0" +
 				" -map 0:a:0 -c:a:0 copy -b:a:0 160k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
 		},
@@ -38,9 +38,9 @@ func TestArgsGolden(t *testing.T) {
 				Variants:       []Variant{{Name: "source", VideoPassthrough: true, AudioPassthrough: true}},
 				SegmentSeconds: 4, HasAudio: true, OutputURL: out, SourceVideoKbps: 4500, SourceAudioKbps: 128,
 			},
-			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -fpsprobesize 0 -f flv -i pipe:0" +
 				" -map 0:v:0 -c:v:0 copy -b:v:0 4500k -map 0:a:0 -c:a:0 copy -b:a:0 128k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_init_time 0.3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
 		},
@@ -54,15 +54,15 @@ func TestArgsGolden(t *testing.T) {
 				},
 				SegmentSeconds: 3, OutputURL: out,
 			},
-			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -fpsprobesize 0 -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale=1920:1080,fps=60,format=yuv420p[v0];" +
 				"[s1]scale='trunc(min(854,iw)/2)*2':-2,fps=30,format=yuv420p[v1]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 fast -tune:v:0 zerolatency -profile:v:0 high" +
-				" -b:v:0 6000k -maxrate:v:0 6600k -bufsize:v:0 12000k -g:v:0 180 -keyint_min:v:0 180 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.3),gte(t,1.2+(n_forced-4)*3)) -sc_threshold:v:0 0" +
+				" -b:v:0 6000k -maxrate:v:0 6600k -bufsize:v:0 12000k -g:v:0 180 -keyint_min:v:0 180 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*3)) -sc_threshold:v:0 0" +
 				" -map [v1] -c:v:1 libx264 -preset:v:1 ultrafast -tune:v:1 zerolatency -profile:v:1 high" +
-				" -b:v:1 1200k -maxrate:v:1 1320k -bufsize:v:1 2400k -g:v:1 90 -keyint_min:v:1 90 -force_key_frames:v:1 expr:if(lt(n_forced,5),gte(t,n_forced*0.3),gte(t,1.2+(n_forced-4)*3)) -sc_threshold:v:1 0" +
+				" -b:v:1 1200k -maxrate:v:1 1320k -bufsize:v:1 2400k -g:v:1 90 -keyint_min:v:1 90 -force_key_frames:v:1 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*3)) -sc_threshold:v:1 0" +
 				" -map 0:v:0 -c:v:2 copy -b:v:2 6000k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 3 -hls_init_time 0.3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 3 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0 v:1 v:2" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
 		},
@@ -72,25 +72,25 @@ func TestArgsGolden(t *testing.T) {
 				Variants:       []Variant{{Name: "360p", ScaledHeight: 360, VideoBitrate: 800, AudioBitrate: 96, Framerate: 25, CPUUsageLevel: 1}},
 				SegmentSeconds: 2, HasAudio: true, OutputURL: out,
 			},
-			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -fpsprobesize 0 -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]scale=-2:'trunc(min(360,ih)/2)*2',fps=25,format=yuv420p[v0]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 superfast -tune:v:0 zerolatency -profile:v:0 high" +
-				" -b:v:0 800k -maxrate:v:0 880k -bufsize:v:0 1600k -g:v:0 50 -keyint_min:v:0 50 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.3),gte(t,1.2+(n_forced-4)*2)) -sc_threshold:v:0 0" +
+				" -b:v:0 800k -maxrate:v:0 880k -bufsize:v:0 1600k -g:v:0 50 -keyint_min:v:0 50 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*2)) -sc_threshold:v:0 0" +
 				" -map 0:a:0 -c:a:0 aac -b:a:0 96k -ac:a:0 2" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
 		},
 		{
 			name: "default transcode with a thumbnail every 5 s",
 			job:  Job{Variants: def, SegmentSeconds: 2, HasAudio: true, OutputURL: out, ThumbnailSeconds: 5},
-			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -fpsprobesize 0 -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale=-2:'trunc(min(720,ih)/2)*2',fps=30,format=yuv420p[v0];" +
 				"[s1]select='isnan(prev_selected_t)+gte(t-prev_selected_t,5)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full[thumb]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 veryfast -tune:v:0 zerolatency -profile:v:0 high" +
-				" -b:v:0 2500k -maxrate:v:0 2750k -bufsize:v:0 5000k -g:v:0 60 -keyint_min:v:0 60 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.3),gte(t,1.2+(n_forced-4)*2)) -sc_threshold:v:0 0" +
+				" -b:v:0 2500k -maxrate:v:0 2750k -bufsize:v:0 5000k -g:v:0 60 -keyint_min:v:0 60 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*2)) -sc_threshold:v:0 0" +
 				" -map 0:a:0 -c:a:0 copy -b:a:0 160k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8" +
 				" -map [thumb] -fps_mode passthrough -c:v mjpeg -pix_fmt yuv420p -strict -1 -threads 1 -q:v 4" +
@@ -102,10 +102,10 @@ func TestArgsGolden(t *testing.T) {
 				Variants:       []Variant{{Name: "source", VideoPassthrough: true, AudioPassthrough: true}},
 				SegmentSeconds: 4, HasAudio: true, OutputURL: out, SourceVideoKbps: 4500, SourceAudioKbps: 128, ThumbnailSeconds: 5,
 			},
-			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -skip_frame nokey -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -skip_frame nokey -fpsprobesize 0 -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]select='isnan(prev_selected_t)+gte(t-prev_selected_t,5)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full[thumb]" +
 				" -map 0:v:0 -c:v:0 copy -b:v:0 4500k -map 0:a:0 -c:a:0 copy -b:a:0 128k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_init_time 0.3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8" +
 				" -map [thumb] -fps_mode passthrough -c:v mjpeg -pix_fmt yuv420p -strict -1 -threads 1 -q:v 4" +
@@ -120,13 +120,13 @@ func TestArgsGolden(t *testing.T) {
 				},
 				SegmentSeconds: 2, OutputURL: out, SourceVideoKbps: 3000, ThumbnailSeconds: 10,
 			},
-			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -f flv -i pipe:0" +
+			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -fpsprobesize 0 -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale='trunc(min(854,iw)/2)*2':-2,fps=30,format=yuv420p[v0];" +
 				"[s1]select='isnan(prev_selected_t)+gte(t-prev_selected_t,10)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full[thumb]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 ultrafast -tune:v:0 zerolatency -profile:v:0 high" +
-				" -b:v:0 1200k -maxrate:v:0 1320k -bufsize:v:0 2400k -g:v:0 60 -keyint_min:v:0 60 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.3),gte(t,1.2+(n_forced-4)*2)) -sc_threshold:v:0 0" +
+				" -b:v:0 1200k -maxrate:v:0 1320k -bufsize:v:0 2400k -g:v:0 60 -keyint_min:v:0 60 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*2)) -sc_threshold:v:0 0" +
 				" -map 0:v:0 -c:v:1 copy -b:v:1 3000k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0 v:1" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8" +
 				" -map [thumb] -fps_mode passthrough -c:v mjpeg -pix_fmt yuv420p -strict -1 -threads 1 -q:v 4" +
@@ -173,7 +173,7 @@ func TestArgsHardwareEncoders(t *testing.T) {
 		want  []string
 	}{
 		{"h264_nvenc", []string{" -c:v:0 h264_nvenc -preset:v:0 p2 -tune:v:0 ll -profile:v:0 high -rc:v:0 cbr -no-scenecut:v:0 1 -forced-idr:v:0 1 -b:v:0 2500k", ",format=yuv420p[v0]"}},
-		{"h264_vaapi", []string{"-fflags +genpts -vaapi_device /dev/dri/renderD128 -f flv", ",format=nv12,hwupload[v0]", " -c:v:0 h264_vaapi -profile:v:0 high -b:v:0 2500k"}},
+		{"h264_vaapi", []string{"-fflags +genpts -vaapi_device /dev/dri/renderD128 -fpsprobesize 0 -f flv", ",format=nv12,hwupload[v0]", " -c:v:0 h264_vaapi -profile:v:0 high -b:v:0 2500k"}},
 		{"h264_qsv", []string{",format=nv12[v0]", " -c:v:0 h264_qsv -preset:v:0 veryfast -profile:v:0 high"}},
 		{"h264_videotoolbox", []string{" -c:v:0 h264_videotoolbox -realtime:v:0 1"}},
 		{"h264_v4l2m2m", []string{" -c:v:0 h264_v4l2m2m -b:v:0 2500k"}},
