@@ -270,7 +270,7 @@ func Children(pid int) map[int]string {
 // -tune zerolatency would send each at once), 3 Mbit/s, a key frame every
 // second, AAC 128k.
 func Publish(url, size string) (*exec.Cmd, error) {
-	pub := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+	pub := exec.Command("nice", "-n", "15", "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
 		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-b:v", "3000k", "-pix_fmt", "yuv420p",

@@ -46,6 +46,7 @@ func main() {
 
 type result struct {
 	picture                time.Duration // launch to the page's first frame
+	pageMaster, pageSeg    time.Duration // launch to the page's master playlist, first segment
 	fromLaunch, fromOnline time.Duration
 	cpu                    float64 // share of one core
 	rssMedian, rssPeak     int64   // bytes
@@ -63,8 +64,8 @@ func run(runs int, window time.Duration, size string) error {
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i, err)
 		}
-		fmt.Printf("run %d: first picture %.2f s after launch; first segment %.2f s after launch, %.2f s after online; server CPU %.2f%% of a core, RSS median %.1f MB, peak %.1f MB\n",
-			i, r.picture.Seconds(), r.fromLaunch.Seconds(), r.fromOnline.Seconds(), r.cpu*100, benchkit.MB(r.rssMedian), benchkit.MB(r.rssPeak))
+		fmt.Printf("run %d: first picture %.2f s after launch (the page had the master playlist at %.2f s, its first segment at %.2f s); first segment %.2f s after launch, %.2f s after online; server CPU %.2f%% of a core, RSS median %.1f MB, peak %.1f MB\n",
+			i, r.picture.Seconds(), r.pageMaster.Seconds(), r.pageSeg.Seconds(), r.fromLaunch.Seconds(), r.fromOnline.Seconds(), r.cpu*100, benchkit.MB(r.rssMedian), benchkit.MB(r.rssPeak))
 		results = append(results, r)
 	}
 	med := func(f func(result) float64) float64 {
@@ -137,6 +138,18 @@ func once(bin, dir string, window time.Duration, size string) (result, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	var got struct{ Master, Segment float64 } // epoch ms
+	if err := chromedp.Run(page, chromedp.Evaluate(`(() => {
+		const end = (re) => {
+			const e = performance.getEntriesByType('resource').find((e) => re.test(new URL(e.name).pathname));
+			return e ? performance.timeOrigin + e.responseEnd : 0;
+		};
+		return {master: end(/^\/hls\/stream\.m3u8$/), segment: end(/^\/hls\/.*\.ts$/)};
+	})()`, &got)); err != nil {
+		return r, err
+	}
+	r.pageMaster = time.UnixMilli(int64(got.Master)).Sub(launched)
+	r.pageSeg = time.UnixMilli(int64(got.Segment)).Sub(launched)
 	closePage() // the figures below are the server's with no viewers
 
 	// Let start-up settle, then sample the server process alone.
@@ -196,6 +209,12 @@ func waitingPage(dir, url string) (context.Context, func(), error) {
 	}
 	ctx, cancel := chromedp.NewContext(actx)
 	stop := func() { cancel(); stopBrowser() }
+	// The first Run starts the browser, which lives as long as the
+	// context of that Run: the page's, not a timeout's.
+	if err := chromedp.Run(ctx); err != nil {
+		stop()
+		return nil, nil, err
+	}
 	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer tcancel()
 	err = chromedp.Run(tctx, chromedp.Navigate(url), chromedp.Evaluate(`(() => {
