@@ -70,28 +70,15 @@ const ffmpegPlaylistSize = 4
 // firstSegmentSeconds is the length of the first ffmpegPlaylistSize
 // segments of a run (ffmpeg's -hls_init_time): a viewer waiting for the
 // stream sees a picture once the first of them is out, three frames in,
-// not a whole segment length after the first frame. Transcoded variants
-// get their key frames there (keyFrames); with a passthrough variant,
-// cut at the publisher's, there are no short segments.
+// not a whole segment length after the first frame. Transcoded variants get their key
+// frames there (keyFrames); a passthrough variant is cut at the
+// publisher's.
 const firstSegmentSeconds = 0.1
 
-// shortStart reports whether j's runs begin with short segments: not with
-// a passthrough variant. Cut at the publisher's key frames, its first
-// segments would be whole ones anyway, and ffmpeg would then count the
-// rest from where the short ones would have ended, cutting at every other
-// key frame.
-func (j Job) shortStart() bool {
-	return !slices.ContainsFunc(j.Variants, func(v Variant) bool { return v.VideoPassthrough })
-}
-
-// keyFrames is the -force_key_frames expression for j's segments: a key
-// frame at the start of every segment, the short first ones included.
-// ffmpeg counts forced key frames in n_forced, the first at 0.
-func keyFrames(j Job) string {
-	if !j.shortStart() {
-		return fmt.Sprintf("expr:gte(t,n_forced*%d)", j.SegmentSeconds)
-	}
-	seconds := j.SegmentSeconds
+// keyFrames is the -force_key_frames expression for segments of seconds:
+// a key frame at the start of every segment, the short first ones
+// included. ffmpeg counts forced key frames in n_forced, the first at 0.
+func keyFrames(seconds int) string {
 	short := float64(ffmpegPlaylistSize) * firstSegmentSeconds
 	return fmt.Sprintf("expr:if(lt(n_forced,%d),gte(t,n_forced*%g),gte(t,%g+(n_forced-%d)*%d))",
 		ffmpegPlaylistSize+1, firstSegmentSeconds, short, ffmpegPlaylistSize, seconds)
@@ -134,11 +121,7 @@ func Args(j Job) []string {
 		"-max_muxing_queue_size", "1024",
 		"-f", "hls",
 		"-hls_time", strconv.Itoa(j.SegmentSeconds),
-	)
-	if j.shortStart() {
-		a = append(a, "-hls_init_time", strconv.FormatFloat(firstSegmentSeconds, 'g', -1, 64))
-	}
-	a = append(a,
+		"-hls_init_time", strconv.FormatFloat(firstSegmentSeconds, 'g', -1, 64),
 		"-hls_list_size", strconv.Itoa(ffmpegPlaylistSize),
 		"-hls_segment_type", "mpegts",
 		"-hls_flags", "program_date_time+independent_segments",
@@ -278,7 +261,7 @@ func videoArgs(i int, v Variant, j Job) []string {
 		"-bufsize"+s, kbps(v.VideoBitrate*2),
 		"-g"+s, gop,
 		"-keyint_min"+s, gop,
-		"-force_key_frames"+s, keyFrames(j),
+		"-force_key_frames"+s, keyFrames(j.SegmentSeconds),
 	)
 	if codec == "libx264" {
 		a = append(a, "-sc_threshold"+s, "0")

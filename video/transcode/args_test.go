@@ -40,7 +40,7 @@ func TestArgsGolden(t *testing.T) {
 			},
 			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -fpsprobesize 0 -f flv -i pipe:0" +
 				" -map 0:v:0 -c:v:0 copy -b:v:0 4500k -map 0:a:0 -c:a:0 copy -b:a:0 128k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
 		},
@@ -58,11 +58,11 @@ func TestArgsGolden(t *testing.T) {
 				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale=1920:1080,fps=60,format=yuv420p[v0];" +
 				"[s1]scale='trunc(min(854,iw)/2)*2':-2,fps=30,format=yuv420p[v1]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 fast -tune:v:0 zerolatency -profile:v:0 high" +
-				" -b:v:0 6000k -maxrate:v:0 6600k -bufsize:v:0 12000k -g:v:0 180 -keyint_min:v:0 180 -force_key_frames:v:0 expr:gte(t,n_forced*3) -sc_threshold:v:0 0" +
+				" -b:v:0 6000k -maxrate:v:0 6600k -bufsize:v:0 12000k -g:v:0 180 -keyint_min:v:0 180 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*3)) -sc_threshold:v:0 0" +
 				" -map [v1] -c:v:1 libx264 -preset:v:1 ultrafast -tune:v:1 zerolatency -profile:v:1 high" +
-				" -b:v:1 1200k -maxrate:v:1 1320k -bufsize:v:1 2400k -g:v:1 90 -keyint_min:v:1 90 -force_key_frames:v:1 expr:gte(t,n_forced*3) -sc_threshold:v:1 0" +
+				" -b:v:1 1200k -maxrate:v:1 1320k -bufsize:v:1 2400k -g:v:1 90 -keyint_min:v:1 90 -force_key_frames:v:1 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*3)) -sc_threshold:v:1 0" +
 				" -map 0:v:0 -c:v:2 copy -b:v:2 6000k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 3 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 3 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0 v:1 v:2" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8",
 		},
@@ -105,7 +105,7 @@ func TestArgsGolden(t *testing.T) {
 			want: "-hide_banner -loglevel warning -nostats -progress pipe:1 -fflags +genpts -skip_frame nokey -fpsprobesize 0 -f flv -i pipe:0" +
 				" -filter_complex [0:v:0]select='isnan(prev_selected_t)+gte(t-prev_selected_t,5)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full[thumb]" +
 				" -map 0:v:0 -c:v:0 copy -b:v:0 4500k -map 0:a:0 -c:a:0 copy -b:a:0 128k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 4 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0,a:0" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8" +
 				" -map [thumb] -fps_mode passthrough -c:v mjpeg -pix_fmt yuv420p -strict -1 -threads 1 -q:v 4" +
@@ -124,9 +124,9 @@ func TestArgsGolden(t *testing.T) {
 				" -filter_complex [0:v:0]split=2[s0][s1];[s0]scale='trunc(min(854,iw)/2)*2':-2,fps=30,format=yuv420p[v0];" +
 				"[s1]select='isnan(prev_selected_t)+gte(t-prev_selected_t,10)',scale=-2:'trunc(min(720,ih)/2)*2':out_range=full[thumb]" +
 				" -map [v0] -c:v:0 libx264 -preset:v:0 ultrafast -tune:v:0 zerolatency -profile:v:0 high" +
-				" -b:v:0 1200k -maxrate:v:0 1320k -bufsize:v:0 2400k -g:v:0 60 -keyint_min:v:0 60 -force_key_frames:v:0 expr:gte(t,n_forced*2) -sc_threshold:v:0 0" +
+				" -b:v:0 1200k -maxrate:v:0 1320k -bufsize:v:0 2400k -g:v:0 60 -keyint_min:v:0 60 -force_key_frames:v:0 expr:if(lt(n_forced,5),gte(t,n_forced*0.1),gte(t,0.4+(n_forced-4)*2)) -sc_threshold:v:0 0" +
 				" -map 0:v:0 -c:v:1 copy -b:v:1 3000k" +
-				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_list_size 4 -hls_segment_type mpegts" +
+				" -max_muxing_queue_size 1024 -f hls -hls_time 2 -hls_init_time 0.1 -hls_list_size 4 -hls_segment_type mpegts" +
 				" -hls_flags program_date_time+independent_segments -master_pl_name stream.m3u8 -var_stream_map v:0 v:1" +
 				" -method PUT -hls_segment_filename " + out + "%v/seg-%d.ts " + out + "%v/stream.m3u8" +
 				" -map [thumb] -fps_mode passthrough -c:v mjpeg -pix_fmt yuv420p -strict -1 -threads 1 -q:v 4" +
