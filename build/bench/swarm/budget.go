@@ -26,14 +26,41 @@ import (
 //	                   packager, storage and the playlist (and up to 50 ms
 //	                   of polling)
 //
-// and the pages' glass-to-glass latency minus capture-to-listed (for the
-// average frame, the middle of its segment) is what the player side takes:
-// the fetch (HTTP or a peer), the wait for it and the player's buffer.
+// The pages note when each segment reached them and how (loadProbe), which
+// splits the rest:
+//
+//	first fetch        the first viewer's HTTP fetch done - listed (the
+//	                   first holder's, when one holds it first)
+//	peer transfer      a viewer's P2P delivery done - that first fetch
+//	delivered          a viewer has it - listed, whichever way it came
+//	buffer             glass-to-glass - capture-to-listed (for the average
+//	                   frame, the middle of its segment) - delivered: where
+//	                   the player keeps it before showing it
+//
 // (The segments' PROGRAM-DATE-TIME is ffmpeg's clock at its start plus
 // the media time since, which runs ahead of capture: it is not used.)
 type segmentTiming struct {
+	uri             string
 	capture, listed time.Time
 	duration        float64 // seconds
+}
+
+// loadProbe runs in each page once it plays: it notes when each segment
+// arrives, from where.
+const loadProbe = `(() => {
+	window.benchLoads = [];
+	window.starling.hls.p2pEngine.addEventListener('onSegmentLoaded', (d) => {
+		window.benchLoads.push({uri: new URL(d.segmentUrl).pathname.split('/').pop(), source: d.downloadSource,
+			at: performance.timeOrigin + performance.now()});
+	});
+	return true;
+})()`
+
+// segmentLoad is one page's receipt of a segment.
+type segmentLoad struct {
+	URI    string  `json:"uri"`
+	Source string  `json:"source"` // "http" or "p2p"
+	At     float64 `json:"at"`     // epoch ms
 }
 
 type budgetWatcher struct {
@@ -92,7 +119,7 @@ func (w *budgetWatcher) run(ctx context.Context) {
 				if err != nil {
 					w.errs++
 				} else {
-					w.segs = append(w.segs, segmentTiming{capture: capture, listed: now, duration: dur})
+					w.segs = append(w.segs, segmentTiming{uri: line, capture: capture, listed: now, duration: dur})
 				}
 				w.mu.Unlock()
 			}
@@ -140,6 +167,7 @@ func firstCapture(srv *benchkit.Server, uri string, near time.Time) (time.Time, 
 type budget struct {
 	segments                      int
 	segment, server, captureToMid float64 // seconds
+	firstFetch, peer, delivered   float64 // seconds; 0 without page loads
 }
 
 func (w *budgetWatcher) reset() {
@@ -148,26 +176,56 @@ func (w *budgetWatcher) reset() {
 	w.mu.Unlock()
 }
 
-func (w *budgetWatcher) stop() budget {
+// stop ends the watch and takes the medians, with the pages' receipts.
+func (w *budgetWatcher) stop(loads []segmentLoad) budget {
 	w.cancel()
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	med := func(f func(segmentTiming) float64) float64 {
-		var v []float64
-		for _, s := range w.segs {
-			v = append(v, f(s))
-		}
+	median := func(v []float64) float64 {
 		if len(v) == 0 {
 			return 0
 		}
 		slices.Sort(v)
 		return v[len(v)/2]
 	}
+	med := func(f func(segmentTiming) float64) float64 {
+		var v []float64
+		for _, s := range w.segs {
+			v = append(v, f(s))
+		}
+		return median(v)
+	}
+	byURI := map[string][]segmentLoad{}
+	for _, l := range loads {
+		byURI[l.URI] = append(byURI[l.URI], l)
+	}
+	var first, peer, delivered []float64
+	for _, s := range w.segs {
+		listed := float64(s.listed.UnixMilli())
+		fetched := 0.0
+		for _, l := range byURI[s.uri] {
+			if l.Source == "http" && (fetched == 0 || l.At < fetched) {
+				fetched = l.At
+			}
+		}
+		if fetched > 0 {
+			first = append(first, (fetched-listed)/1000)
+		}
+		for _, l := range byURI[s.uri] {
+			delivered = append(delivered, (l.At-listed)/1000)
+			if l.Source == "p2p" && fetched > 0 {
+				peer = append(peer, (l.At-fetched)/1000)
+			}
+		}
+	}
 	return budget{
 		segments:     len(w.segs),
 		segment:      med(func(s segmentTiming) float64 { return s.duration }),
 		server:       med(func(s segmentTiming) float64 { return s.listed.Sub(s.capture).Seconds() - s.duration }),
 		captureToMid: med(func(s segmentTiming) float64 { return s.listed.Sub(s.capture).Seconds() - s.duration/2 }),
+		firstFetch:   median(first),
+		peer:         median(peer),
+		delivered:    median(delivered),
 	}
 }

@@ -20,6 +20,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -44,7 +45,7 @@ func main() {
 	sizes := flag.String("viewers", "2,4,8", "swarm sizes to measure")
 	window := flag.Duration("window", 60*time.Second, "measurement window per swarm size")
 	warmup := flag.Duration("warmup", 20*time.Second, "time after the last viewer joins before measuring")
-	segment := flag.Int("segment", 0, "segment seconds (0: the default settings)")
+	segment := flag.Int("segment", 0, "segment seconds (0: the server's default settings)")
 	playlist := flag.Int("playlist", 0, "segments per playlist (0: the default settings)")
 	hdw := flag.Float64("hdw", 0, "highDemandTimeWindow in seconds (0: the default settings)")
 	sync := flag.Int("livesync", 0, "liveSyncDurationCount (0: the default settings)")
@@ -103,11 +104,11 @@ func run(ns []int, window, warmup time.Duration, tu tuning, tabs bool) error {
 			100*float64(r.viewers-1)/float64(r.viewers), r.latencyP50, r.p90, r.stalls)
 	}
 	fmt.Printf("\nLatency budget (medians over the window's segments; the player's share is glass-to-glass p50 minus capture to listed):\n\n")
-	fmt.Printf("| viewers | segments | segment length | server: encoder to playlist, after the cut | capture to listed, mid-segment | player: fetch, peers and buffer | glass-to-glass p50 |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| viewers | segments | segment length | server: encoder to playlist, after the cut | capture to listed, mid-segment | first HTTP fetch done | peer transfer after it | a viewer has it | player's buffer | glass-to-glass p50 |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		b := r.budget
-		fmt.Printf("| %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %.1f s |\n", r.viewers, b.segments,
-			b.segment, b.server, b.captureToMid, r.latencyP50-b.captureToMid, r.latencyP50)
+		fmt.Printf("| %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f s | %.2f s | %.1f s |\n", r.viewers, b.segments,
+			b.segment, b.server, b.captureToMid, b.firstFetch, b.peer, b.delivered, r.latencyP50-b.captureToMid-b.delivered, r.latencyP50)
 	}
 	return nil
 }
@@ -266,13 +267,15 @@ func once(bin, dir string, n int, window, warmup time.Duration, tu tuning, tabs 
 		`{"value":[{"name":"source","videoPassthrough":true,"audioPassthrough":true}]}`); err != nil {
 		return r, err
 	}
-	seg, pl := tu.segment, tu.playlist
-	if seg == 0 {
-		seg = 2
+	// The server's defaults, unless told otherwise.
+	var defaults struct {
+		Video struct{ SegmentSeconds, PlaylistSegments int } `json:"videoSettings"`
 	}
-	if pl == 0 {
-		pl = 10
+	raw, _ := srv.Get("/api/admin/serverconfig", true)
+	if err := json.Unmarshal(raw, &defaults); err != nil || defaults.Video.SegmentSeconds == 0 {
+		return r, fmt.Errorf("the server's video settings: %v %s", err, raw)
 	}
+	seg, pl := cmp.Or(tu.segment, defaults.Video.SegmentSeconds), cmp.Or(tu.playlist, defaults.Video.PlaylistSegments)
 	if err := srv.Admin("/api/admin/config/video/segments", fmt.Sprintf(`{"value":{"segmentSeconds":%d,"playlistSegments":%d}}`, seg, pl)); err != nil {
 		return r, err
 	}
@@ -304,7 +307,7 @@ func once(bin, dir string, n int, window, warmup time.Duration, tu tuning, tabs 
 	var cfg struct {
 		P2P struct{ LiveSyncDurationCount int } `json:"p2p"`
 	}
-	raw, _ := srv.Get("/api/config", false)
+	raw, _ = srv.Get("/api/config", false)
 	json.Unmarshal(raw, &cfg)
 	need := cfg.P2P.LiveSyncDurationCount + 2
 	deadline := time.Now().Add(2 * time.Minute)
@@ -363,6 +366,11 @@ func once(bin, dir string, n int, window, warmup time.Duration, tu tuning, tabs 
 			return r, err
 		}
 	}
+	for i, v := range viewers {
+		if err := v.eval(loadProbe, nil); err != nil {
+			return r, fmt.Errorf("viewer %d: %w", i+1, err)
+		}
+	}
 	watch := watchBudget(srv)
 	time.Sleep(warmup)
 	watch.reset()
@@ -372,7 +380,13 @@ func once(bin, dir string, n int, window, warmup time.Duration, tu tuning, tabs 
 		v.eval(`window.benchLatency = []; window.benchStalls = 0; true`, nil)
 	}
 	time.Sleep(window)
-	r.budget = watch.stop()
+	var loads []segmentLoad
+	for _, v := range viewers {
+		var l []segmentLoad
+		v.eval(`window.benchLoads`, &l)
+		loads = append(loads, l...)
+	}
+	r.budget = watch.stop(loads)
 	var lat []float64
 	for i, v := range viewers {
 		after, err := v.snapshot()
