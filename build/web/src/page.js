@@ -38,7 +38,9 @@ export function atLiveEdge({ latency, targetLatency, paused }) {
 
 // Latency steering (main.js steerLatency). off is how far the player is
 // behind hls.js's target latency, seconds (negative: ahead of it).
-export const CATCH_UP_S = 1; // behind by more: 1.1x until back on target
+// hls.js's latency follows the live edge between playlist updates, so
+// it is smooth: half a second either way is no jitter.
+export const CATCH_UP_S = 0.5; // behind by more: 1.1x until back on target
 export const CATCH_UP_FAST_S = 2; // by more: 1.25x
 export const JUMP_TO_LIVE_S = 8; // by more: straight to the target
 
@@ -53,7 +55,7 @@ export function steerRate({ off, rate, sharing }) {
   if (!Number.isFinite(off)) return rate;
   if (off > CATCH_UP_FAST_S) return 1.25;
   if (off > CATCH_UP_S || (rate > 1 && off > 0)) return 1.1;
-  if (sharing && (off < -1 || (rate < 1 && off < 0))) return 0.9;
+  if (sharing && (off < -CATCH_UP_S || (rate < 1 && off < 0))) return 0.9;
   return 1;
 }
 

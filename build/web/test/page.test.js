@@ -209,7 +209,8 @@ describe('steerRate', () => {
   const steer = (off, rate = 1, sharing = true) => steerRate({ off, rate, sharing });
 
   it('catches up faster the further behind, until back on target', () => {
-    assert.equal(steer(0.5), 1, 'jitter is left alone');
+    assert.equal(steer(0.4), 1, 'jitter is left alone');
+    assert.equal(steer(0.7), 1.1);
     assert.equal(steer(1.5), 1.1);
     assert.equal(steer(5), 1.25);
     assert.equal(steer(1.5, 1.25), 1.1, 'closer: slower');
@@ -218,8 +219,9 @@ describe('steerRate', () => {
   });
 
   it('slows a sharing viewer who is ahead, and only a sharing one', () => {
-    assert.equal(steer(-1.5), 0.9);
-    assert.equal(steer(-0.5, 0.9), 0.9, 'keeps slowing while ahead');
+    assert.equal(steer(-0.4), 1);
+    assert.equal(steer(-0.7), 0.9);
+    assert.equal(steer(-0.2, 0.9), 0.9, 'keeps slowing while ahead');
     assert.equal(steer(0.1, 0.9), 1);
     assert.equal(steer(-1.5, 1, false), 1);
   });
