@@ -458,7 +458,7 @@ func (t *Tracker) join(c *conn, ih string, req *request) {
 	if req.NumWant != nil {
 		n = min(n, max(*req.NumWant, 0))
 	}
-	targets := s.random(p, n)
+	targets := s.targets(p, n)
 	deadline := now.Add(t.cfg.OfferTTL)
 	if len(p.expect) > 8*t.cfg.MaxOffers {
 		for k, d := range p.expect {
@@ -579,6 +579,8 @@ type swarm struct {
 	// list holds the same peers for uniform random choice; peer.idx is a
 	// peer's position in it.
 	list []*peer
+	// lowest is the peer with the lowest id, nil when unknown (lowestPeer).
+	lowest *peer
 }
 
 type peerKey struct{ infoHash, id string }
@@ -600,6 +602,9 @@ func (s *swarm) add(p *peer) {
 	p.idx = len(s.list)
 	s.list = append(s.list, p)
 	s.peers[p.id] = p
+	if s.lowest != nil && p.id < s.lowest.id {
+		s.lowest = p
+	}
 }
 
 func (s *swarm) remove(p *peer) {
@@ -608,6 +613,38 @@ func (s *swarm) remove(p *peer) {
 	last.idx = p.idx
 	s.list = s.list[:len(s.list)-1]
 	delete(s.peers, p.id)
+	if s.lowest == p {
+		s.lowest = nil
+	}
+}
+
+// lowestPeer is the peer with the lowest id, found again after it left.
+func (s *swarm) lowestPeer() *peer {
+	if s.lowest == nil {
+		for _, p := range s.list {
+			if s.lowest == nil || p.id < s.lowest.id {
+				s.lowest = p
+			}
+		}
+	}
+	return s.lowest
+}
+
+// targets returns up to n distinct peers other than self to relay self's
+// offers to: the peer with the lowest id, then random ones. Viewer pages
+// elect the lowest id among themselves and their peers as the swarm's
+// first holder, the one that fetches each segment from the server first
+// (build/web/src/p2p.js); every page meeting the lowest makes that one
+// peer, and only it, the first holder. A page that was lowest until a
+// lower one came meets it this way too.
+func (s *swarm) targets(self *peer, n int) []*peer {
+	out := s.random(self, n)
+	low := s.lowestPeer()
+	if len(out) == 0 || low == self || contains(out, low) {
+		return out
+	}
+	out[0] = low
+	return out
 }
 
 func (s *swarm) counts() (complete, incomplete int) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -432,5 +433,57 @@ func TestDisabledRefusesAnnounces(t *testing.T) {
 	tr.SetEnabled(true)
 	if r := a.announce(ihMain); r["failure reason"] != nil {
 		t.Fatalf("an announce with P2P on again: %v", r)
+	}
+}
+
+// TestOffersReachTheLowestPeer: a newcomer's offers always reach the peer
+// with the lowest id, so every page meets the one that pages elect first
+// holder; once it leaves, the next lowest takes its place.
+func TestOffersReachTheLowestPeer(t *testing.T) {
+	tr := startTracker(t, Config{})
+	var peers []*client
+	for _, name := range []string{"m", "c", "x", "q", "t", "k"} {
+		c := tr.dial(t, name)
+		c.announce(ihMain)
+		peers = append(peers, c)
+	}
+	lowest := peers[1] // "c"
+	offer := 0
+	// offerOne announces one offer from a newcomer and reports who got it.
+	offerOne := func(name string) *client {
+		t.Helper()
+		n := tr.dial(t, name)
+		offer++
+		n.announce(ihMain, offerID(offer))
+		for _, c := range peers {
+			c.send(map[string]any{"action": "scrape", "info_hash": ihMain})
+			if m := c.next(); m["action"] == "announce" && m["offer_id"] == offerID(offer) {
+				c.next() // the scrape's reply
+				peers = append(peers, n)
+				return c
+			}
+		}
+		t.Fatalf("nobody got %s's offer", name)
+		return nil
+	}
+	for i := range 5 {
+		if got := offerOne(fmt.Sprintf("z%d", i)); got != lowest {
+			t.Fatalf("newcomer %d's one offer went to %s, not the lowest peer %s", i, got.id, lowest.id)
+		}
+	}
+	lowest.ws.Close()
+	next := peers[len(peers)-1]
+	for _, c := range peers {
+		if c != lowest && c.id < next.id {
+			next = c
+		}
+	}
+	testrig.Eventually(t, 5*time.Second, "the lowest peer gone", func() (bool, string) {
+		st := tr.Stats()
+		return st.Peers == len(peers)-1, fmt.Sprint(st.Peers)
+	})
+	peers = slices.DeleteFunc(peers, func(c *client) bool { return c == lowest })
+	if got := offerOne("zz"); got != next {
+		t.Errorf("after the lowest left, an offer went to %s, not the next lowest %s", got.id, next.id)
 	}
 }
