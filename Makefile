@@ -26,9 +26,9 @@ web:     ## rebuild the viewer page and the admin panel into static/web and stat
 	cd build/web && npm ci --ignore-scripts --no-audit --no-fund && npm run build
 screenshots: ## retake docs/screenshots (the dashboard during a stream, the viewer page on a desktop and a phone)
 	STARLING_SCREENSHOTS=$(CURDIR) go test -count=1 -timeout 15m -run TestAdminPanelDashboardAndSettings .
-bench:   ## measure time to first segment, CPU and memory (see docs/benchmarks.md)
+bench:   ## measure the first picture, time to first segment, CPU and memory (see docs/benchmarks.md)
 	go run ./build/bench/pipeline
-bench-swarm: ## P2P offload and glass-to-glass latency for 2, 4 and 8 viewers
+bench-swarm: ## P2P offload, glass-to-glass latency and its budget for 2, 4 and 8 viewers
 	go run ./build/bench/swarm -viewers 2,4,8 -window 60s -warmup 20s
 bench-s3: ## segment complete -> listed with an S3 bucket (versitygw), and tracker announces while the bucket is slow, before and after
 	go run ./build/bench/s3
