@@ -79,15 +79,20 @@ func TestLivePipeline(t *testing.T) {
 			if v.Resolution != want.res || v.Bandwidth == 0 || !strings.Contains(v.Codecs, "avc1") {
 				t.Errorf("variant %d: %+v", i, v.VariantParams)
 			}
-			pl := s.waitSegments("/hls/"+v.URI, 3)
+			// A run's first four segments are short (a quick first
+			// picture); the rest last the segment length.
+			pl := s.waitSegments("/hls/"+v.URI, 6)
 			segs := pl.GetAllSegments()
+			if segs[0].Duration > 0.25 {
+				t.Errorf("variant %d's first segment lasts %.3f s, want about 0.1", i, segs[0].Duration)
+			}
 			for _, seg := range segs {
 				if seg.ProgramDateTime.IsZero() {
 					t.Errorf("variant %d segment %s has no EXT-X-PROGRAM-DATE-TIME", i, seg.URI)
 				}
 			}
 			// The newest segment decodes at the rendition's size and lasts
-			// the segment length.
+			// the default segment length.
 			seg := segs[len(segs)-1]
 			dir := v.URI[:strings.LastIndex(v.URI, "/")+1]
 			code, data := s.get("/hls/" + dir + seg.URI)
@@ -108,8 +113,9 @@ func TestLivePipeline(t *testing.T) {
 				t.Errorf("variant %d segment probes as %+v", i, pr.Streams)
 			}
 			d, _ := strconv.ParseFloat(pr.Format.Duration, 64)
-			if math.Abs(d-2) > 0.25 || math.Abs(seg.Duration-2) > 0.1 {
-				t.Errorf("variant %d segment lasts %.3f s (playlist says %.3f), want 2", i, d, seg.Duration)
+			length := float64(core.DefaultSettings().Video.SegmentSeconds)
+			if math.Abs(d-length) > 0.25 || math.Abs(seg.Duration-length) > 0.1 {
+				t.Errorf("variant %d segment lasts %.3f s (playlist says %.3f), want %g", i, d, seg.Duration, length)
 			}
 		}
 
