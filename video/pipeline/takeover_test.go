@@ -155,6 +155,20 @@ func (w *watcher) checkContinuous(t *testing.T) {
 	}
 }
 
+// discontinuityAfter is the first segment after seq that starts a new
+// run, 0 if none was seen.
+func (w *watcher) discontinuityAfter(seq uint64) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first uint64
+	for d := range w.disc {
+		if d > seq && (first == 0 || d < first) {
+			first = d
+		}
+	}
+	return first
+}
+
 // awaitSegments waits until n segments newer than after are published.
 func (w *watcher) awaitSegments(t *testing.T, what string, after uint64, n int) {
 	t.Helper()
@@ -191,7 +205,12 @@ func TestNewPublishTakesOver(t *testing.T) {
 				return st.Broadcaster != nil && st.Broadcaster.RemoteAddr != before.Broadcaster.RemoteAddr, fmt.Sprintf("%+v", st.Broadcaster)
 			})
 			t.Logf("the new publisher took over %v after it was started", time.Since(start).Round(time.Millisecond))
-			w.awaitSegments(t, "segments from the new publisher", cut, 3)
+			// Three segments of the new publisher's run, which starts with a
+			// discontinuity: the old run may still flush a few short ones.
+			testrig.Eventually(t, 60*time.Second, "three segments from the new publisher's run", func() (bool, string) {
+				run, newest := w.discontinuityAfter(cut), w.newest()
+				return run > 0 && newest >= run+2, fmt.Sprintf("its run starts at %d, newest segment %d", run, newest)
+			})
 			w.close()
 			w.checkContinuous(t)
 			if st := r.stream.Status(); !st.LastConnect.Equal(*before.LastConnect) {
