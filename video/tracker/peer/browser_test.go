@@ -167,9 +167,19 @@ func TestBrowserPeer(t *testing.T) {
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
 		chromedp.UserDataDir(t.TempDir()))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
+	defer func() {
+		// Close Chromium and wait for it, so that it has stopped writing
+		// its profile before the test removes the directory (killing it
+		// left files being written: "directory not empty").
+		cctx, ccancel := context.WithTimeout(bctx, 10*time.Second)
+		if err := chromedp.Cancel(cctx); err != nil {
+			t.Logf("closing chromium: %v", err)
+		}
+		ccancel()
+		cancelBrowser()
+		cancelAlloc()
+	}()
 	// The first Run starts the browser, which lives as long as its context:
 	// not one with a timeout.
 	if err := chromedp.Run(bctx); err != nil {
