@@ -199,7 +199,6 @@ var H264Encoders = []string{"libx264", "h264_nvenc", "h264_qsv", "h264_vaapi", "
 // live edge players stay and how close to the playhead they stop waiting
 // for peers. Their latency and offload are in docs/benchmarks.md.
 type LatencyLevel struct {
-	Name                  string
 	SegmentSeconds        int
 	PlaylistSegments      int
 	LiveSyncDurationCount int
@@ -211,11 +210,11 @@ type LatencyLevel struct {
 // peer before it is needed; beyond, the extra seconds are slack for
 // viewers on slow or lossy links.
 var LatencyLevels = [...]LatencyLevel{
-	{"lowest latency, little sharing", 1, 10, 2, 1},
-	{"low latency (the default)", 1, 10, 3, 1},
-	{"balanced", 2, 10, 3, 1},
-	{"more buffer", 2, 10, 4, 3},
-	{"most buffer", 4, 8, 4, 4},
+	{1, 10, 2, 1}, // lowest latency, little sharing
+	{1, 10, 3, 1}, // low latency (the default)
+	{2, 10, 3, 1}, // balanced
+	{2, 10, 4, 3}, // more buffer (the default before 2026-12-02)
+	{4, 8, 4, 4},  // most buffer
 }
 
 // DefaultLatencyLevel is the preset new servers start with.

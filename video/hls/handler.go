@@ -168,9 +168,8 @@ func (p *Packager) ServeFile(w http.ResponseWriter, r *http.Request, name string
 // begun waits for the playlist to come out (for at most startHold): a
 // player that opens as the stream goes live gets its first segment the
 // moment it exists, not at its next retry. A request for a live media
-// playlist with the
-// blocking reload directive _HLS_msn=N (RFC 8216bis 6.2.5.2) is answered
-// once the playlist lists segment N, which spares players polling for the
+// playlist with the blocking reload directive _HLS_msn=N (RFC 8216bis
+// 6.2.5.2) is answered once the playlist lists segment N, which spares players polling for the
 // next segment and lets every viewer hear of it the moment it is
 // published. After three target durations without it, the request gets
 // the playlist as it is. A segment more than two beyond the last is a
@@ -191,10 +190,6 @@ func (p *Packager) await(r *http.Request, name string) (*memFile, int, string) {
 	for {
 		changed := *p.changed.Load()
 		f := (*p.published.Load())[name]
-		hold := startHold
-		if f != nil && f.edge != nil {
-			hold = f.edge.hold
-		}
 		switch {
 		case f == nil && p.onAir.Load() && path.Ext(name) == ".m3u8":
 			// Not out yet: wait below.
@@ -208,6 +203,10 @@ func (p *Packager) await(r *http.Request, name string) (*memFile, int, string) {
 			return nil, http.StatusBadRequest, "_HLS_msn is more than two segments beyond the playlist's last: reload without it"
 		}
 		if deadline == nil {
+			hold := startHold
+			if f != nil {
+				hold = f.edge.hold
+			}
 			t := time.NewTimer(hold)
 			defer t.Stop()
 			deadline = t.C

@@ -70,9 +70,9 @@ const ffmpegPlaylistSize = 4
 // firstSegmentSeconds is the length of the first ffmpegPlaylistSize
 // segments of a run (ffmpeg's -hls_init_time): a viewer waiting for the
 // stream sees a picture once the first of them is out, three frames in,
-// not a whole segment length after the first frame. Transcoded variants get their key
-// frames there (keyFrames); a passthrough variant is cut at the
-// publisher's.
+// not a whole segment length after the first frame. Transcoded variants
+// get their key frames there (keyFrames); a passthrough variant is cut at
+// the publisher's.
 const firstSegmentSeconds = 0.1
 
 // keyFrames is the -force_key_frames expression for segments of seconds:
