@@ -75,23 +75,33 @@ export function coreConfig(settings, { tracker, mode, peerId, validateP2PSegment
 // sets hls.config.fLoader in the constructor and hls.js reads it at each
 // fragment load, so wrapping it here (from onHlsJsCreated) covers them all.
 export function keepSegmentsForPeers(hls) {
-  const P2PFragmentLoader = hls.config.fLoader;
-  hls.config.fLoader = class extends P2PFragmentLoader {
+  wrapLoader(hls, 'fLoader', (callbacks) => {
+    // onProgress and onSuccess may get the same buffer: copy it once.
+    const copies = new WeakMap();
+    const own = (data) => {
+      if (!(data instanceof ArrayBuffer)) return data;
+      let copy = copies.get(data);
+      if (!copy) copies.set(data, (copy = data.slice(0)));
+      return copy;
+    };
+    const { onProgress, onSuccess } = callbacks;
+    return {
+      ...callbacks,
+      onProgress: onProgress && ((stats, ctx, data, details) => onProgress(stats, ctx, own(data), details)),
+      onSuccess: (response, stats, ctx, details) => onSuccess({ ...response, data: own(response.data) }, stats, ctx, details),
+    };
+  });
+}
+
+// wrapLoader replaces hls.js's loader of kind ('fLoader', 'pLoader': the
+// P2P engine's, which it sets in its constructor and hls.js reads at each
+// load) with one that hands each load the callbacks wrap makes of the
+// caller's.
+function wrapLoader(hls, kind, wrap) {
+  const Loader = hls.config[kind];
+  hls.config[kind] = class extends Loader {
     load(context, config, callbacks) {
-      // onProgress and onSuccess may get the same buffer: copy it once.
-      const copies = new WeakMap();
-      const own = (data) => {
-        if (!(data instanceof ArrayBuffer)) return data;
-        let copy = copies.get(data);
-        if (!copy) copies.set(data, (copy = data.slice(0)));
-        return copy;
-      };
-      const { onProgress, onSuccess } = callbacks;
-      super.load(context, config, {
-        ...callbacks,
-        onProgress: onProgress && ((stats, ctx, data, details) => onProgress(stats, ctx, own(data), details)),
-        onSuccess: (response, stats, ctx, details) => onSuccess({ ...response, data: own(response.data) }, stats, ctx, details),
-      });
+      super.load(context, config, wrap(callbacks));
     }
   };
 }
@@ -136,6 +146,16 @@ export function newPeerId(kind, random = Math.random) {
   return id;
 }
 
+// onCurrent returns on(name, fn), which listens to engine's event name
+// (types.ts CoreEventMap) for as long as isCurrent() says the engine is the
+// page's player's: a late event of an old one is ignored.
+function onCurrent(engine, isCurrent) {
+  return (name, fn) =>
+    engine.addEventListener(name, (...args) => {
+      if (isCurrent()) fn(...args);
+    });
+}
+
 // FirstHolder follows one engine's peers of the main stream and tells
 // onChange whether this page is the first holder, at the start and
 // whenever that changes.
@@ -148,15 +168,14 @@ export class FirstHolder {
   }
 
   watch(engine, isCurrent) {
-    const on = (name, fn) =>
-      engine.addEventListener(name, (peer) => {
-        if (isCurrent() && peer.streamType === 'main') {
-          fn(peer.peerId);
-          this.update();
-        }
-      });
-    on('onPeerConnect', (id) => this.peers.add(id));
-    on('onPeerClose', (id) => this.peers.delete(id));
+    const on = onCurrent(engine, isCurrent);
+    const main = (fn) => (peer) => {
+      if (peer.streamType !== 'main') return;
+      fn(peer.peerId);
+      this.update();
+    };
+    on('onPeerConnect', main((id) => this.peers.add(id)));
+    on('onPeerClose', main((id) => this.peers.delete(id)));
     this.update();
   }
 
@@ -189,17 +208,11 @@ export function withoutDeliveryDirectives(url) {
 // URIs resolve the same either way. Call it from onHlsJsCreated, as
 // keepSegmentsForPeers.
 export function keepPlaylistUrls(hls) {
-  const P2PPlaylistLoader = hls.config.pLoader;
-  hls.config.pLoader = class extends P2PPlaylistLoader {
-    load(context, config, callbacks) {
-      const { onSuccess } = callbacks;
-      super.load(context, config, {
-        ...callbacks,
-        onSuccess: (response, stats, ctx, details) =>
-          onSuccess({ ...response, url: response.url && withoutDeliveryDirectives(response.url) }, stats, ctx, details),
-      });
-    }
-  };
+  wrapLoader(hls, 'pLoader', (callbacks) => ({
+    ...callbacks,
+    onSuccess: (response, stats, ctx, details) =>
+      callbacks.onSuccess({ ...response, url: response.url && withoutDeliveryDirectives(response.url) }, stats, ctx, details),
+  }));
 }
 
 // ---------------------------------------------------------------- opt-out
@@ -403,10 +416,7 @@ export class PlaybackStats {
   // types.ts CoreEventMap). isCurrent() tells whether the engine still
   // belongs to the page's player, so a late event of an old one is ignored.
   watch(engine, isCurrent) {
-    const on = (name, fn) =>
-      engine.addEventListener(name, (...args) => {
-        if (isCurrent()) fn(...args);
-      });
+    const on = onCurrent(engine, isCurrent);
     on('onChunkDownloaded', (bytes, source) => {
       if (source === 'p2p') this.p2pBytes += bytes;
       else this.httpBytes += bytes;
