@@ -227,6 +227,16 @@ func (s *testServer) mediaPlaylist(path string) *m3u8.MediaPlaylist {
 	return pl.(*m3u8.MediaPlaylist)
 }
 
+// liveServer starts a server with a stream live on it: a publisher
+// pushing, and the first rendition's playlist listing two segments.
+func liveServer(t *testing.T) *testServer {
+	t.Helper()
+	s := startServer(t)
+	publish(t, s.RTMPURL+"/"+testStreamKey)
+	s.waitSegments("/hls/0/stream.m3u8", 2)
+	return s
+}
+
 // waitSegments waits until a media playlist lists at least n segments.
 func (s *testServer) waitSegments(path string, n int) *m3u8.MediaPlaylist {
 	s.t.Helper()

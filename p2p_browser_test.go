@@ -171,9 +171,7 @@ func retryStarved(t *testing.T, attempt func(t *testing.T, s *testServer, br *br
 					c.judge()
 				}
 			}()
-			s := startServer(t)
-			publish(t, s.RTMPURL+"/"+testStreamKey)
-			s.waitSegments("/hls/0/stream.m3u8", 2)
+			s := liveServer(t)
 			br := newBrowser(t)
 			c.open(br, s)
 			attempt(t, s, br, c)

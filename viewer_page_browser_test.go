@@ -296,10 +296,7 @@ func TestViewerPageQualityAndNSFW(t *testing.T) {
 // changes the P2P engine in place: the same hls.js player keeps playing,
 // and the video's currentTime only ever moves forward.
 func TestViewerPageP2PToggleKeepsPlaying(t *testing.T) {
-	s := startServer(t)
-	publish(t, s.RTMPURL+"/"+testStreamKey)
-	s.waitSegments("/hls/0/stream.m3u8", 2)
-
+	s := liveServer(t)
 	b := newBrowser(t)
 	b.play(s, "")
 	var before struct {
@@ -362,9 +359,7 @@ func TestViewerPageP2PToggleKeepsPlaying(t *testing.T) {
 // speeds up until it is back at the target latency, or, held back too far,
 // jumps straight back; the control bar says how far behind it is.
 func TestViewerCatchesUpWithLive(t *testing.T) {
-	s := startServer(t)
-	publish(t, s.RTMPURL+"/"+testStreamKey)
-	s.waitSegments("/hls/0/stream.m3u8", 2)
+	s := liveServer(t)
 	b := newBrowser(t)
 	b.play(s, "")
 
