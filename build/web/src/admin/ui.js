@@ -89,16 +89,30 @@ export function useSave() {
   return { status, busy, run, setStatus };
 }
 
+// useDraft is a field's edit of the server's value: it starts as that
+// value and goes back to it only when the server's value changes. (An
+// effect that set it on mount would run after the first paint and wipe
+// what the admin typed in the meantime.)
+function useDraft(value, toDraft = (v) => v) {
+  const key = JSON.stringify(value);
+  const [draft, setDraft] = useState(() => toDraft(value));
+  const shown = useRef(key);
+  useEffect(() => {
+    if (shown.current === key) return;
+    shown.current = key;
+    setDraft(toDraft(value));
+  }, [key]);
+  return [draft, setDraft];
+}
+
 // Setting is one setting with its own Save: applied live, or refused
 // with the server's reason beside the field; nothing else changes.
 //   kind: text | textarea | number | list | select | bool
 export function Setting({ label, path, value, kind = 'text', help, options, rows, placeholder, onSaved, toValue }) {
   const id = useID('setting');
   const statusID = id + '-status';
-  const initial = kind === 'list' ? unlines(value) : value;
-  const [draft, setDraft] = useState(initial);
+  const [draft, setDraft] = useDraft(value, kind === 'list' ? unlines : undefined);
   const save = useSave();
-  useEffect(() => setDraft(kind === 'list' ? unlines(value) : value), [JSON.stringify(value)]);
   const valueOf = (d) => {
     if (toValue) return toValue(d);
     if (kind === 'list') return lines(d);
@@ -195,9 +209,8 @@ export function Rows({ rows, setRows, fields, blank, addLabel = 'Add' }) {
 // Composite is a setting whose value is edited as rows or several fields
 // and saved whole.
 export function Composite({ title, path, value, help, render, toValue, onSaved }) {
-  const [draft, setDraft] = useState(value);
+  const [draft, setDraft] = useDraft(value);
   const save = useSave();
-  useEffect(() => setDraft(value), [JSON.stringify(value)]);
   const onSave = async () => {
     const v = toValue ? toValue(draft) : draft;
     try {
