@@ -134,11 +134,20 @@ func segmentBody(v, n int) []byte {
 // get fetches name from the packager's HLS handler: the status and body.
 func get(t *testing.T, p *Packager, name string) (int, []byte) {
 	t.Helper()
-	w := httptest.NewRecorder()
 	// A client already gone: a playlist that is not out yet answers at
 	// once instead of being waited for.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	return serve(ctx, p, name)
+}
+
+// fetch answers a GET of name as a player waiting for it sees it.
+func fetch(p *Packager, name string) (int, []byte) {
+	return serve(context.Background(), p, name)
+}
+
+func serve(ctx context.Context, p *Packager, name string) (int, []byte) {
+	w := httptest.NewRecorder()
 	// As mounted: the prefix /hls/ stripped.
 	http.StripPrefix("/hls/", p).ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, "/hls/"+name, nil))
 	return w.Code, w.Body.Bytes()
@@ -231,7 +240,9 @@ func TestMasterWaitsForEveryVariant(t *testing.T) {
 	}
 	f.send(1, 0)
 	waitPlaylist(t, p, "1/stream.m3u8", hasSegments(1))
-	code, raw := get(t, p, MasterPlaylist)
+	// It goes out just after variant 1's playlist, which a player asking
+	// for it at once waits for.
+	code, raw := fetch(p, MasterPlaylist)
 	if code != http.StatusOK {
 		t.Fatalf("no master playlist once every variant had one: %d", code)
 	}
