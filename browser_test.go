@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/starling-live/starling/core/testrig"
+	"github.com/starling-live/starling/core/testrig/chromium"
 )
 
 // browser is a headless Chromium driven over the DevTools protocol. It
@@ -33,27 +33,15 @@ type browser struct {
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	requireTools(t, "chromium")
-	path, _ := exec.LookPath("chromium")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, cancelAlloc, err := chromium.Allocator(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() {
-		// Close Chromium and wait for it, so that it has stopped writing
-		// its profile before the test removes the directory.
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := chromedp.Cancel(cctx); err != nil {
+		if err := chromium.Close(ctx); err != nil {
 			t.Logf("closing chromium: %v", err)
 		}
-		ccancel()
 		cancel()
 		cancelAlloc()
 	})

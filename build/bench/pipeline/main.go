@@ -31,6 +31,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/starling-live/starling/build/benchkit"
+	"github.com/starling-live/starling/core/testrig/chromium"
 )
 
 func main() {
@@ -203,7 +204,7 @@ func firstURI(playlist []byte) string {
 // still offline, and notes when it presents its first frame: the epoch
 // milliseconds at which the compositor showed it, in window.benchFirstFrame.
 func waitingPage(dir, url string) (context.Context, func(), error) {
-	actx, stopBrowser, err := benchkit.Chromium(dir)
+	actx, stopBrowser, err := chromium.Allocator(dir)
 	if err != nil {
 		return nil, nil, err
 	}

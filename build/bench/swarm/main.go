@@ -39,6 +39,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/starling-live/starling/build/benchkit"
+	"github.com/starling-live/starling/core/testrig/chromium"
 )
 
 func main() {
@@ -336,7 +337,7 @@ func once(bin, dir string, n int, window, warmup time.Duration, tu tuning, tabs 
 	for i := range n {
 		parent := shared
 		if parent == nil {
-			ctx, stop, err := benchkit.Chromium(dir)
+			ctx, stop, err := chromium.Allocator(dir)
 			if err != nil {
 				return r, err
 			}

@@ -24,6 +24,7 @@ import (
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/starling-live/starling/core/testrig/chromium"
 	"github.com/starling-live/starling/video/tracker"
 )
 
@@ -88,8 +89,7 @@ func TestBrowserPeer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
+	if _, err := exec.LookPath("chromium"); err != nil {
 		t.Skip("no chromium")
 	}
 	bundle := coreBundle(t)
@@ -162,21 +162,16 @@ func TestBrowserPeer(t *testing.T) {
 	a := dialGo()
 	a.AddSegment(first+3, segs[3])
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, cancelAlloc, err := chromium.Allocator(t.TempDir(),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true))
+	if err != nil {
+		t.Fatal(err)
+	}
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	defer func() {
-		// Close Chromium and wait for it, so that it has stopped writing
-		// its profile before the test removes the directory (killing it
-		// left files being written: "directory not empty").
-		cctx, ccancel := context.WithTimeout(bctx, 10*time.Second)
-		if err := chromedp.Cancel(cctx); err != nil {
+		if err := chromium.Close(bctx); err != nil {
 			t.Logf("closing chromium: %v", err)
 		}
-		ccancel()
 		cancelBrowser()
 		cancelAlloc()
 	}()
