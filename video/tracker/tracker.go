@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -640,7 +641,7 @@ func (s *swarm) lowestPeer() *peer {
 func (s *swarm) targets(self *peer, n int) []*peer {
 	out := s.random(self, n)
 	low := s.lowestPeer()
-	if len(out) == 0 || low == self || contains(out, low) {
+	if len(out) == 0 || low == self || slices.Contains(out, low) {
 		return out
 	}
 	out[0] = low
@@ -675,21 +676,12 @@ func (s *swarm) random(self *peer, n int) []*peer {
 	out := make([]*peer, 0, n)
 	for len(out) < n {
 		p := s.list[rand.IntN(len(s.list))]
-		if p == self || contains(out, p) {
+		if p == self || slices.Contains(out, p) {
 			continue
 		}
 		out = append(out, p)
 	}
 	return out
-}
-
-func contains(ps []*peer, p *peer) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }
 
 // errSlow closes a client that does not read what it is sent.
