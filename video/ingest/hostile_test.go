@@ -176,8 +176,9 @@ func TestPendingDeadlineHoldsHoweverBytesTrickle(t *testing.T) {
 
 // writeChunk writes one RTMP chunk (RFC-less, but see the Adobe RTMP
 // specification 5.3.1): a type-0 header on chunk stream csid announcing a
-// message of length bytes, or a type-3 continuation, then payload.
-func writeChunk(w io.Writer, csid int, first bool, length uint32, payload []byte) error {
+// message of length bytes and type typeID, or a type-3 continuation, then
+// payload.
+func writeChunk(w io.Writer, csid int, typeID byte, first bool, length uint32, payload []byte) error {
 	var b bytes.Buffer
 	fmtBits := byte(3 << 6)
 	if first {
@@ -193,8 +194,8 @@ func writeChunk(w io.Writer, csid int, first bool, length uint32, payload []byte
 	if first {
 		b.Write([]byte{0, 0, 0})                                             // timestamp
 		b.Write([]byte{byte(length >> 16), byte(length >> 8), byte(length)}) // message length
-		b.WriteByte(20)                                                      // AMF0 command
-		binary.Write(&b, binary.LittleEndian, uint32(0))                     // message stream id
+		b.WriteByte(typeID)
+		binary.Write(&b, binary.LittleEndian, uint32(0)) // message stream id
 	}
 	b.Write(payload)
 	_, err := w.Write(b.Bytes())
@@ -223,7 +224,7 @@ func TestUnfinishedMessagesCannotHoldMemory(t *testing.T) {
 			// Up to 32 MiB, unless the server hangs up first.
 			for round := 0; err == nil && sent < 32<<20; round++ {
 				for cs := 3; cs < 3+tt.streams && err == nil; cs++ {
-					err = writeChunk(c, cs, round == 0, 0xffffff, payload)
+					err = writeChunk(c, cs, typeCommandAMF0, round == 0, 0xffffff, payload)
 					sent += len(payload)
 				}
 			}

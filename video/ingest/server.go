@@ -281,7 +281,7 @@ func (s *Server) onConnect(nc net.Conn) (io.ReadWriteCloser, *rtmp.ConnConfig) {
 
 	logger := logrus.New()
 	logger.Out = io.Discard
-	return dc, &rtmp.ConnConfig{
+	return &guardedConn{deadlineConn: dc, guard: newAMFGuard(s.limits.MaxChunkStreams), log: log}, &rtmp.ConnConfig{
 		Handler: h,
 		// A video frame is tens of kilobytes: read it in one system call,
 		// not in go-rtmp's default 4 KiB steps.
